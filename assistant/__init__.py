@@ -1,0 +1,1 @@
+"""The insurance customer-service assistant: retrieve → generate → guard → answer."""

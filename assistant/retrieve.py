@@ -1,0 +1,78 @@
+"""Hybrid retrieval: dense (Chroma) + BM25, fused by weighted reciprocal rank fusion.
+
+The audience filter is part of both store queries, so a customer's query can never return internal chunks.
+A chunk counts as context only if its cosine similarity to the question reaches the relevance threshold:
+RRF scores are rank-based and say nothing about whether anything relevant was found at all.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from assistant.schema import ROLE_AUDIENCES, Hit
+
+Mode = Literal["hybrid", "dense", "bm25"]
+
+
+def reciprocal_rank_fusion(rankings: list[tuple[list[str], float]], k: int) -> dict[str, float]:
+    """score(d) = sum_i w_i / (k + rank_i(d)), ranks starting at 1."""
+    fused: dict[str, float] = {}
+    for ids, weight in rankings:
+        for rank, cid in enumerate(ids, start=1):
+            fused[cid] = fused.get(cid, 0.0) + weight / (k + rank)
+    return fused
+
+
+class HybridRetriever:
+    def __init__(self, store, embedder, settings):
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+
+    def retrieve(
+        self,
+        query: str,
+        role: str = "customer",
+        k: int | None = None,
+        mode: Mode = "hybrid",
+        threshold: float | None = None,
+        dense_weight: float | None = None,
+        bm25_weight: float | None = None,
+    ) -> list[Hit]:
+        s = self.settings
+        k = k or s.retrieval_k
+        threshold = s.relevance_threshold if threshold is None else threshold
+        audiences = ROLE_AUDIENCES[role]
+        candidates = max(s.candidate_k, k)
+
+        q = self.embedder.embed_one(query)
+        dense = self.store.dense_search(q, candidates, audiences) if mode != "bm25" else []
+        sparse = self.store.bm25().search(query, candidates, audiences) if mode != "dense" else []
+        dense_ids = [cid for cid, _ in dense]
+        sparse_ids = [cid for cid, _ in sparse]
+        fused = reciprocal_rank_fusion(
+            [
+                (dense_ids, s.fusion_dense_weight if dense_weight is None else dense_weight),
+                (sparse_ids, s.fusion_bm25_weight if bm25_weight is None else bm25_weight),
+            ],
+            s.fusion_rrf_k,
+        )
+        ranked = sorted(fused, key=lambda cid: -fused[cid])[:k]
+        fetched = self.store.fetch(ranked, with_embeddings=True)
+        dense_rank = {cid: i for i, cid in enumerate(dense_ids, 1)}
+        sparse_rank = {cid: i for i, cid in enumerate(sparse_ids, 1)}
+        hits = []
+        for cid in ranked:
+            if cid not in fetched:  # deleted between the two queries
+                continue
+            chunk, emb = fetched[cid]
+            # Defence in depth: the store query already filtered by audience.
+            if chunk.audience not in audiences:
+                continue
+            sim = float(np.dot(q, emb))
+            if sim < threshold:
+                continue
+            hits.append(Hit(chunk, fused[cid], sim, dense_rank.get(cid), sparse_rank.get(cid)))
+        return hits

@@ -1,0 +1,108 @@
+"""The records that flow ingest → store → retrieve → generate → answer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Audience = Literal["public", "internal"]
+Role = Literal["customer", "staff"]
+
+# A role sees these audiences; enforced in the store query itself, not only in the prompt.
+ROLE_AUDIENCES: dict[str, tuple[str, ...]] = {"customer": ("public",), "staff": ("public", "internal")}
+
+
+@dataclass
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    text: str
+    source: str
+    audience: str = "public"
+    page: int | None = None
+    title: str = ""
+    heading: str = ""
+
+    def metadata(self) -> dict:
+        # Chroma metadata cannot hold None: absent keys mean "no page" / "no heading".
+        meta = {"doc_id": self.doc_id, "source": self.source, "audience": self.audience, "title": self.title}
+        if self.page is not None:
+            meta["page"] = self.page
+        if self.heading:
+            meta["heading"] = self.heading
+        return meta
+
+    @classmethod
+    def from_store(cls, chunk_id: str, text: str, meta: dict) -> "Chunk":
+        return cls(
+            chunk_id=chunk_id,
+            doc_id=meta["doc_id"],
+            text=text,
+            source=meta.get("source", ""),
+            audience=meta.get("audience", "public"),
+            page=meta.get("page"),
+            title=meta.get("title", ""),
+            heading=meta.get("heading", ""),
+        )
+
+
+@dataclass
+class Hit:
+    """A retrieved chunk with its scores: `score` is the fused one, `similarity` the cosine to the question."""
+
+    chunk: Chunk
+    score: float
+    similarity: float
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+
+    def to_json(self) -> dict:
+        c = self.chunk
+        return {
+            "doc_id": c.doc_id,
+            "chunk_id": c.chunk_id,
+            "source": c.source,
+            "page": c.page,
+            "text": c.text,
+            "score": round(self.score, 6),
+            "similarity": round(self.similarity, 4),
+            "audience": c.audience,
+        }
+
+
+@dataclass
+class Citation:
+    n: int
+    doc_id: str
+    source: str
+    page: int | None
+    chunk_id: str
+    score: float
+    snippet: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    answer: str
+    refused: bool
+    backend: str
+    role: str
+    refusal_reason: str | None = None
+    citations: list[Citation] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    standalone_question: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "answer": self.answer,
+            "refused": self.refused,
+            "refusal_reason": self.refusal_reason,
+            "citations": [c.to_json() for c in self.citations],
+            "backend": self.backend,
+            "role": self.role,
+            "standalone_question": self.standalone_question,
+            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+        }

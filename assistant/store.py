@@ -1,0 +1,357 @@
+"""The knowledge store: Chroma (vectors, text, metadata) + a BM25 index + a manifest of documents.
+
+Chroma is the source of truth for chunks. The manifest (SQLite) records what was ingested from where, and a
+`generation` counter bumped by every change. The BM25 index is derived from Chroma: it is rebuilt after each
+change and, in any process, whenever its generation lags the manifest's — so the two cannot drift, even after
+a crash or a write by another process.
+
+Crash safety: a document's manifest row is marked `pending` before its chunks are touched and `ok` after. A
+`pending` row is always re-done on the next ingest; chunk ids are deterministic and writes are upserts, so a
+re-run never duplicates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from assistant.schema import ROLE_AUDIENCES, Chunk
+
+_ADD_BATCH = 1000
+
+
+def analyze(texts: list[str]) -> list[list[str]]:
+    """BM25 analysis: lower-case words, English stop words removed, Snowball-stemmed."""
+    import bm25s
+    import Stemmer
+
+    return bm25s.tokenize(
+        texts, stopwords="en", stemmer=_stemmer(Stemmer), return_ids=False, show_progress=False
+    )
+
+
+_STEMMER = None
+
+
+def _stemmer(stemmer_module):
+    global _STEMMER
+    if _STEMMER is None:
+        _STEMMER = stemmer_module.Stemmer("english")
+    return _STEMMER
+
+
+@dataclass
+class DocumentRecord:
+    doc_id: str
+    source: str
+    path: str
+    content_hash: str
+    chunks: int
+    audience: str
+    title: str
+    ingested_at: float
+    status: str
+    flags: str = ""
+
+    def to_json(self) -> dict:
+        d = dict(self.__dict__)
+        d["ingested_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.ingested_at))
+        return d
+
+
+class Manifest:
+    """SQLite table of ingested documents; one connection per thread (sqlite3 objects are not shareable)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._local = threading.local()
+        with self._conn() as c:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS documents (doc_id TEXT PRIMARY KEY, source TEXT, path TEXT,"
+                " content_hash TEXT, chunks INTEGER, audience TEXT, title TEXT, ingested_at REAL, status TEXT,"
+                " flags TEXT DEFAULT '')"
+            )
+            c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            c.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            self._local.conn = conn
+        return conn
+
+    def generation(self) -> int:
+        return int(self._conn().execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+
+    def get(self, doc_id: str) -> DocumentRecord | None:
+        row = self._conn().execute("SELECT * FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return DocumentRecord(*row) if row else None
+
+    def all(self) -> list[DocumentRecord]:
+        rows = self._conn().execute("SELECT * FROM documents ORDER BY doc_id").fetchall()
+        return [DocumentRecord(*r) for r in rows]
+
+    def hashes(self) -> dict[str, tuple[str, str]]:
+        rows = self._conn().execute("SELECT doc_id, content_hash, status FROM documents").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def by_path(self, path: str) -> list[str]:
+        return [r[0] for r in self._conn().execute("SELECT doc_id FROM documents WHERE path=?", (path,))]
+
+    def mark_pending(self, records: list[DocumentRecord]) -> None:
+        with self._conn() as c:
+            c.executemany(
+                "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,'pending',?) ON CONFLICT(doc_id) DO UPDATE SET"
+                " status='pending'",
+                [(r.doc_id, r.source, r.path, "", 0, r.audience, r.title, r.ingested_at, r.flags) for r in records],
+            )
+
+    def commit(self, records: list[DocumentRecord]) -> None:
+        with self._conn() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,'ok',?)",
+                [
+                    (r.doc_id, r.source, r.path, r.content_hash, r.chunks, r.audience, r.title, r.ingested_at, r.flags)
+                    for r in records
+                ],
+            )
+            self._bump(c)
+
+    def remove(self, doc_ids: list[str]) -> None:
+        with self._conn() as c:
+            c.executemany("DELETE FROM documents WHERE doc_id=?", [(d,) for d in doc_ids])
+            self._bump(c)
+
+    def clear(self) -> None:
+        with self._conn() as c:
+            c.execute("DELETE FROM documents")
+            self._bump(c)
+
+    @staticmethod
+    def _bump(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+
+
+class BM25Index:
+    """A bm25s index over every chunk, with the row → chunk id / audience maps and document frequencies."""
+
+    def __init__(self, retriever, chunk_ids: list[str], audiences: list[str], df: dict[str, int], generation: int):
+        self.retriever = retriever
+        self.chunk_ids = chunk_ids
+        self.audiences = np.array(audiences)
+        self.df = df
+        self.n_docs = len(chunk_ids)
+        self.generation = generation
+        self._masks = {aud: np.isin(self.audiences, aud).astype(np.float32) for aud in ROLE_AUDIENCES.values()}
+
+    @classmethod
+    def build(cls, chunk_ids: list[str], texts: list[str], audiences: list[str], generation: int) -> "BM25Index":
+        import bm25s
+
+        tokens = analyze(texts) if texts else []
+        retriever = None
+        if chunk_ids:
+            retriever = bm25s.BM25()
+            retriever.index(tokens, show_progress=False)
+        df = Counter(t for toks in tokens for t in set(toks))
+        return cls(retriever, chunk_ids, audiences, dict(df), generation)
+
+    def idf(self, token: str) -> float:
+        # BM25-style idf; unseen terms get the largest idf (they are what makes a question specific).
+        n = self.df.get(token, 0)
+        return math.log(1 + (self.n_docs - n + 0.5) / (n + 0.5))
+
+    def search(self, query: str, k: int, audiences: tuple[str, ...]) -> list[tuple[str, float]]:
+        if self.retriever is None:
+            return []
+        tokens = analyze([query])[0]
+        known = [t for t in tokens if t in self.retriever.vocab_dict]
+        if not known:
+            return []
+        scores = self.retriever.get_scores(known) * self._masks[audiences]
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [(self.chunk_ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def save(self, folder: Path) -> None:
+        tmp = folder.with_name(folder.name + ".tmp")
+        if tmp.exists():
+            _rmtree(tmp)
+        tmp.mkdir(parents=True)
+        if self.retriever is not None:
+            self.retriever.save(str(tmp / "bm25s"))
+        meta = {"generation": self.generation, "chunk_ids": self.chunk_ids, "audiences": self.audiences.tolist(), "df": self.df}
+        (tmp / "index.json").write_text(json.dumps(meta))
+        # Swap in the finished folder: readers never see a half-written index.
+        old = folder.with_name(folder.name + ".old")
+        if folder.exists():
+            if old.exists():
+                _rmtree(old)
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old.exists():
+            _rmtree(old)
+
+    @classmethod
+    def load(cls, folder: Path) -> "BM25Index | None":
+        import bm25s
+
+        try:
+            meta = json.loads((folder / "index.json").read_text())
+            retriever = bm25s.BM25.load(str(folder / "bm25s")) if meta["chunk_ids"] else None
+        except (OSError, ValueError, KeyError):
+            return None
+        return cls(retriever, meta["chunk_ids"], meta["audiences"], meta["df"], meta["generation"])
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class KnowledgeStore:
+    """Everything persistent about the knowledge base, in one folder."""
+
+    def __init__(self, store_dir: Path | str, collection: str = "knowledge_base", chroma_host: str | None = None, chroma_port: int = 8000):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self.dir = Path(store_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+        if chroma_host:
+            self.client = chromadb.HttpClient(host=chroma_host, port=chroma_port, settings=chroma_settings)
+        else:
+            self.client = chromadb.PersistentClient(path=str(self.dir / "chroma"), settings=chroma_settings)
+        self.collection_name = collection
+        self.collection = self._collection()
+        self.manifest = Manifest(self.dir / "manifest.sqlite")
+        self._bm25: BM25Index | None = None
+        self._bm25_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings=None, store_dir: Path | str | None = None) -> "KnowledgeStore":
+        from assistant.settings import get_settings
+
+        s = settings or get_settings()
+        return cls(store_dir or s.store_dir, s.collection, s.chroma_host, s.chroma_port)
+
+    def _collection(self):
+        # embedding_function=None: we always pass vectors; Chroma's default embedder would download a model.
+        return self.client.get_or_create_collection(
+            self.collection_name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+        )
+
+    # --- writing (callers hold `write_lock`) ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def write_lock(self):
+        """One writer at a time across processes (ingest CLI, UI, API workers)."""
+        with open(self.dir / ".write.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def replace_documents(self, records, chunks: list[Chunk], embeddings: np.ndarray) -> None:
+        """Replace the chunks of `records`' documents by `chunks` (crash-safe, see module doc)."""
+        doc_ids = [r.doc_id for r in records]
+        self.manifest.mark_pending(records)
+        self._delete_chunks(doc_ids)
+        for i in range(0, len(chunks), _ADD_BATCH):
+            part = chunks[i : i + _ADD_BATCH]
+            self.collection.upsert(
+                ids=[c.chunk_id for c in part],
+                embeddings=embeddings[i : i + _ADD_BATCH],
+                documents=[c.text for c in part],
+                metadatas=[c.metadata() for c in part],
+            )
+        self.manifest.commit(records)
+
+    def delete_documents(self, doc_ids: list[str]) -> int:
+        known = [d for d in doc_ids if self.manifest.get(d) is not None]
+        self._delete_chunks(doc_ids)
+        self.manifest.remove(doc_ids)
+        return len(known)
+
+    def _delete_chunks(self, doc_ids: list[str]) -> None:
+        for i in range(0, len(doc_ids), 500):
+            part = doc_ids[i : i + 500]
+            self.collection.delete(where={"doc_id": {"$in": part}} if len(part) > 1 else {"doc_id": part[0]})
+
+    def reset(self) -> None:
+        self.client.delete_collection(self.collection_name)
+        self.collection = self._collection()
+        self.manifest.clear()
+        self.refresh_bm25()
+
+    def refresh_bm25(self) -> BM25Index:
+        """Rebuild the BM25 index from Chroma's contents and persist it."""
+        with self._bm25_lock:
+            generation = self.manifest.generation()
+            ids, texts, audiences = [], [], []
+            total = self.collection.count()
+            for offset in range(0, total, 5000):
+                got = self.collection.get(include=["documents", "metadatas"], limit=5000, offset=offset)
+                ids += got["ids"]
+                texts += got["documents"]
+                audiences += [m.get("audience", "public") for m in got["metadatas"]]
+            index = BM25Index.build(ids, texts, audiences, generation)
+            index.save(self.dir / "bm25")
+            self._bm25 = index
+            return index
+
+    # --- reading ---------------------------------------------------------------------------------------------
+    def bm25(self) -> BM25Index:
+        """The BM25 index, reloaded or rebuilt if any process changed the store since it was loaded."""
+        generation = self.manifest.generation()
+        if self._bm25 is not None and self._bm25.generation == generation:
+            return self._bm25
+        loaded = BM25Index.load(self.dir / "bm25")
+        if loaded is not None and loaded.generation == generation:
+            self._bm25 = loaded
+            return loaded
+        return self.refresh_bm25()
+
+    def dense_search(self, query_embedding: np.ndarray, k: int, audiences: tuple[str, ...]) -> list[tuple[str, float]]:
+        n = self.collection.count()
+        if n == 0:
+            return []
+        where = {"audience": audiences[0]} if len(audiences) == 1 else {"audience": {"$in": list(audiences)}}
+        res = self.collection.query(
+            query_embeddings=[query_embedding.tolist()], n_results=min(k, n), where=where, include=["distances"]
+        )
+        return [(cid, 1.0 - dist) for cid, dist in zip(res["ids"][0], res["distances"][0])]
+
+    def fetch(self, chunk_ids: list[str], with_embeddings: bool = False) -> dict[str, tuple[Chunk, np.ndarray | None]]:
+        if not chunk_ids:
+            return {}
+        include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
+        got = self.collection.get(ids=chunk_ids, include=include)
+        out = {}
+        for i, cid in enumerate(got["ids"]):
+            emb = np.asarray(got["embeddings"][i], dtype=np.float32) if with_embeddings else None
+            out[cid] = (Chunk.from_store(cid, got["documents"][i], got["metadatas"][i]), emb)
+        return out
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        got = self.collection.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
+        return [Chunk.from_store(cid, t, m) for cid, t, m in zip(got["ids"], got["documents"], got["metadatas"])]
+
+    def count(self) -> int:
+        return self.collection.count()

@@ -1,0 +1,1 @@
+"""Ingestion of an insurer's documents into the knowledge store."""

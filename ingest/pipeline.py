@@ -1,0 +1,186 @@
+"""Ingestion: discover files → load → decide (skip / add / update) → chunk → embed in batches → store.
+
+Idempotent by content hash: an unchanged document is never re-embedded. The hash also covers the chunking
+settings and the embedding model, so changing either re-embeds what it affects.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from assistant.store import DocumentRecord, KnowledgeStore
+from ingest.chunk import chunk_document
+from ingest.loaders import SUPPORTED, LoadedDoc, LoadError, load_file, path_id, sha256
+
+IGNORE_FILE = ".ingestignore"
+FLUSH_CHUNKS = 256  # chunks embedded and written per batch: bounded memory, frequent durable progress
+
+
+@dataclass
+class IngestSummary:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_json(self) -> dict:
+        return {
+            "added": len(self.added), "updated": len(self.updated), "skipped": len(self.skipped),
+            "removed": len(self.removed), "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "chunks_embedded": self.chunks_embedded, "seconds": round(self.seconds, 2),
+        }
+
+    def line(self) -> str:
+        return (f"added {len(self.added)} · updated {len(self.updated)} · skipped {len(self.skipped)} · "
+                f"removed {len(self.removed)} · failed {len(self.failed)} · {self.chunks_embedded} chunks embedded "
+                f"in {self.seconds:.1f}s")
+
+
+def discover(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files under `paths` (recursively), minus hidden files and those matched by an `.ingestignore`."""
+    files, missing = [], []
+    for root in paths:
+        if not root.exists():
+            missing.append((str(root), "no such file or directory"))
+        elif root.is_file():
+            files.append(root)
+        else:
+            patterns = _ignore_patterns(root)
+            for p in sorted(root.rglob("*")):
+                rel = p.relative_to(root).as_posix()
+                if p.is_dir() or any(part.startswith(".") for part in p.relative_to(root).parts):
+                    continue
+                if any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(p.name, pat) for pat in patterns):
+                    continue
+                files.append(p)
+    return files, missing
+
+
+def _ignore_patterns(root: Path) -> list[str]:
+    f = root / IGNORE_FILE
+    if not f.exists():
+        return []
+    return [ln.strip() for ln in f.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def audience_for(doc: LoadedDoc, file: Path, forced: str | None) -> str:
+    """--audience wins, then the document's own front matter / field, then an `internal/` folder, else public."""
+    if forced:
+        return forced
+    if doc.audience:
+        return doc.audience
+    return "internal" if "internal" in file.resolve().parts else "public"
+
+
+class Ingestor:
+    def __init__(self, store: KnowledgeStore, settings, embedder=None, progress: bool = True):
+        self.store = store
+        self.settings = settings
+        self._embedder = embedder  # loaded on first use: a re-ingest of unchanged documents needs no model
+        self.progress = progress
+        # Part of every document hash: changing how text is chunked or embedded invalidates stored chunks.
+        model = embedder.model_path if embedder else settings.embedding_model_path
+        self.fingerprint = sha256(f"{settings.chunk_size}|{settings.chunk_overlap}|{Path(model).name}|v1")[:12]
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from assistant.embeddings import get_embedder
+
+            self._embedder = get_embedder(self.settings.embedding_model_path)
+        return self._embedder
+
+    def ingest(self, paths: list[Path | str], audience: str | None = None) -> IngestSummary:
+        t0 = time.perf_counter()
+        summary = IngestSummary()
+        files, missing = discover([Path(p) for p in paths])
+        summary.failed += missing
+        with self.store.write_lock():
+            known = self.store.manifest.hashes()
+            pending_docs: list[tuple[DocumentRecord, list]] = []
+            pending_chunks = 0
+            bar = tqdm(total=0, unit="chunk", desc="embedding", disable=not self.progress, leave=False)
+            for file in tqdm(files, unit="file", desc="ingesting", disable=not self.progress, leave=False):
+                try:
+                    docs = load_file(file, self.settings)
+                    work = self._plan(file, docs, audience, known, summary)
+                except LoadError as e:
+                    summary.failed.append((str(file), str(e)))
+                    continue
+                except Exception as e:  # a loader bug must not lose the rest of the run
+                    summary.failed.append((str(file), f"{type(e).__name__}: {e}"))
+                    continue
+                for record, chunks in work:
+                    pending_docs.append((record, chunks))
+                    pending_chunks += len(chunks)
+                    bar.total += len(chunks)
+                    if pending_chunks >= FLUSH_CHUNKS:
+                        summary.chunks_embedded += self._flush(pending_docs, bar)
+                        pending_docs, pending_chunks = [], 0
+                # Rows that disappeared from a re-ingested export are removed with it.
+                stale = set(self.store.manifest.by_path(path_id(file))) - {d.doc_id for d in docs}
+                if stale:
+                    self.store.delete_documents(sorted(stale))
+                    summary.removed += sorted(stale)
+            if pending_docs:
+                summary.chunks_embedded += self._flush(pending_docs, bar)
+            bar.close()
+            if summary.added or summary.updated or summary.removed:
+                self.store.refresh_bm25()
+        summary.seconds = time.perf_counter() - t0
+        return summary
+
+    def _plan(self, file: Path, docs: list[LoadedDoc], forced_audience, known, summary) -> list:
+        work = []
+        for doc in docs:
+            aud = audience_for(doc, file, forced_audience)
+            digest = sha256(f"{doc.content_hash}|{aud}|{self.fingerprint}")
+            prev = known.get(doc.doc_id)
+            if prev and prev == (digest, "ok"):
+                summary.skipped.append(doc.doc_id)
+                continue
+            chunks = chunk_document(doc, aud, self.settings.chunk_size, self.settings.chunk_overlap)
+            if not chunks:
+                raise LoadError(f"document {doc.doc_id} produced no text chunks")
+            (summary.updated if prev else summary.added).append(doc.doc_id)
+            record = DocumentRecord(doc.doc_id, doc.source, doc.path, digest, len(chunks), aud, doc.title,
+                                    time.time(), "ok", "")
+            work.append((record, chunks))
+        return work
+
+    def _flush(self, batch, bar) -> int:
+        chunks = [c for _, cs in batch for c in cs]
+        vectors = self.embedder.embed([c.text for c in chunks], batch_size=self.settings.embedding_batch_size)
+        self.store.replace_documents([r for r, _ in batch], chunks, vectors)
+        bar.update(len(chunks))
+        return len(chunks)
+
+    def delete(self, targets: list[str]) -> list[str]:
+        """Delete documents by id, or every document that came from a given file path."""
+        with self.store.write_lock():
+            ids = []
+            for t in targets:
+                if self.store.manifest.get(t):
+                    ids.append(t)
+                else:
+                    ids += self.store.manifest.by_path(t) or self.store.manifest.by_path(path_id(Path(t)))
+            if ids:
+                self.store.delete_documents(ids)
+                self.store.refresh_bm25()
+        return ids
+
+
+def supported_types() -> str:
+    return ", ".join(sorted(SUPPORTED))
