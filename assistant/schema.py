@@ -94,6 +94,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     standalone_question: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -104,5 +105,6 @@ class Answer:
             "backend": self.backend,
             "role": self.role,
             "standalone_question": self.standalone_question,
+            "usage": self.usage,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }

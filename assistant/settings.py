@@ -62,7 +62,10 @@ class Settings(BaseSettings):
     backend: Literal["extractive", "hosted", "private"] = Field("extractive", description="Default generation backend.")
     extractive_max_sentences: int = Field(3, description="Sentences the extractive backend quotes at most.")
     extractive_min_support: float = Field(
-        0.45, description="Share of the question's key terms (IDF-weighted) the quoted context must contain."
+        0.35, description="Share of the question's key terms (IDF-weighted) the quoted context must contain."
+    )
+    extractive_min_confidence: float = Field(
+        1.02, description="Minimum of (best sentence cosine + key-term support) for the extractive backend to answer."
     )
     hosted_base_url: str | None = Field(
         None,
@@ -79,6 +82,9 @@ class Settings(BaseSettings):
     temperature: float = Field(0.0, description="Sampling temperature of model backends.")
     max_answer_tokens: int = Field(400, description="Most tokens a model backend may generate for one answer.")
     models_dir: Path = Field(Path("var/models"), description="Folder of the private model registry.")
+    private_model_path: Path | None = Field(
+        None, description="Explicit Hugging Face model folder for the private backend (overrides the registry)."
+    )
 
     # --- contact channel (used in refusals when no document says better) ---------------------------------------
     contact_fallback: str = Field(

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             for d in docs:
                 j = d.to_json()
                 table.add_row(d.doc_id, d.audience, str(d.chunks), d.status, j["ingested_at"], d.title[:50])
-            Console().print(table)
+            Console(width=max(160, Console().width)).print(table)
     return rc
 
 

@@ -1,0 +1,96 @@
+"""Answer quality per backend on data/sample_kb/eval.jsonl.
+
+    python bench/answers.py [--store DIR] [--backends extractive,hosted,private] [--verbose]
+
+For each available backend: share of in-scope questions answered with a citation to the right document (and page,
+where the reference has one), share of out-of-scope questions refused, internal questions answered for staff and
+refused for customers, and latency. The sample KB is ingested into the store first (idempotent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def cites_source(answer, case: dict) -> bool:
+    """A citation of the reference document (and page, where it has one) or of an accepted alternative."""
+    accepted = [(case["source"], case["page"])] + [tuple(a) for a in case.get("alt_sources", [])]
+    return any(c.source == s and (p is None or c.page == p) for c in answer.citations for s, p in accepted)
+
+
+def evaluate(assistant, cases: list[dict], backend: str, verbose: bool = False) -> dict:
+    rows = {"in_scope": [], "out_of_scope": [], "internal_staff": [], "internal_customer": []}
+    latencies = []
+    for case in cases:
+        runs = []
+        if case["must_refuse"]:
+            runs.append(("out_of_scope", "customer"))
+        elif case["audience"] == "internal":
+            runs += [("internal_staff", "staff"), ("internal_customer", "customer")]
+        else:
+            runs.append(("in_scope", "customer"))
+        for group, role in runs:
+            t0 = time.perf_counter()
+            ans = assistant.ask(case["question"], role=role, backend=backend)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if group in ("in_scope", "internal_staff"):
+                ok = not ans.refused and cites_source(ans, case)
+            else:
+                ok = ans.refused
+            rows[group].append(ok)
+            if verbose and not ok:
+                cited = [(c.source, c.page) for c in ans.citations]
+                print(f"  MISS [{group}] {case['id']} {case['question']!r}\n     -> refused={ans.refused} cited={cited}\n"
+                      f"     {ans.answer[:200]!r}")
+    result = {g: (float(np.mean(v)) if v else None, len(v)) for g, v in rows.items()}
+    result["latency_p50_ms"] = float(np.percentile(latencies, 50))
+    result["latency_p95_ms"] = float(np.percentile(latencies, 95))
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--store", type=Path, default=ROOT / ".bench" / "sample_kb")
+    p.add_argument("--eval", type=Path, default=ROOT / "data" / "sample_kb" / "eval.jsonl")
+    p.add_argument("--backends", default="extractive,hosted,private")
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args()
+
+    from assistant.pipeline import Assistant
+    from assistant.settings import get_settings
+    from ingest.pipeline import Ingestor
+
+    settings = get_settings().model_copy(update={"store_dir": args.store})
+    assistant = Assistant(settings)
+    summary = Ingestor(assistant.store, settings, assistant.embedder, progress=False).ingest([ROOT / "data" / "sample_kb"])
+    print(f"ingest: {summary.line()}")
+    cases = [json.loads(line) for line in args.eval.read_text().splitlines() if line.strip()]
+    available = assistant.backends()
+    out = {}
+    for backend in args.backends.split(","):
+        ok, why = available.get(backend, (False, "unknown backend"))
+        if not ok:
+            print(f"\n{backend}: skipped ({why})")
+            continue
+        r = evaluate(assistant, cases, backend, args.verbose)
+        out[backend] = r
+        print(f"\n{backend}:")
+        print(f"  in-scope answered with a correct citation : {r['in_scope'][0]:.1%} of {r['in_scope'][1]}")
+        print(f"  out-of-scope refused                       : {r['out_of_scope'][0]:.1%} of {r['out_of_scope'][1]}")
+        print(f"  internal answered for staff (cited)        : {r['internal_staff'][0]:.1%} of {r['internal_staff'][1]}")
+        print(f"  internal refused for customers             : {r['internal_customer'][0]:.1%} of {r['internal_customer'][1]}")
+        print(f"  latency p50 / p95                          : {r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f} ms")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
