@@ -23,7 +23,7 @@ def _packaged_embedding_model() -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_file=".env", extra="ignore", populate_by_name=True)
 
     # --- store -------------------------------------------------------------------------------------------
     store_dir: Path = Field(Path("var/store"), description="Folder of the persistent store (Chroma, BM25 index, manifest).")

@@ -1,0 +1,95 @@
+"""Shared fixtures: the real embedding model (loaded once), real Chroma stores in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_KB = ROOT / "data" / "sample_kb"
+
+
+def make_settings(store_dir: Path, **overrides):
+    from assistant.settings import Settings
+
+    return Settings(_env_file=None, store_dir=store_dir, **overrides)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from assistant.embeddings import get_embedder
+    from assistant.settings import Settings
+
+    return get_embedder(Settings(_env_file=None).embedding_model_path)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return make_settings(tmp_path / "store")
+
+
+@pytest.fixture
+def store(settings):
+    from assistant.store import KnowledgeStore
+
+    return KnowledgeStore.from_settings(settings)
+
+
+@pytest.fixture
+def ingestor(store, settings, embedder):
+    from ingest.pipeline import Ingestor
+
+    return Ingestor(store, settings, embedder, progress=False)
+
+
+@pytest.fixture(scope="session")
+def kb_store_dir(tmp_path_factory, embedder):
+    """The whole sample knowledge base, ingested once per test session."""
+    from assistant.store import KnowledgeStore
+    from ingest.pipeline import Ingestor
+
+    d = tmp_path_factory.mktemp("kb") / "store"
+    s = make_settings(d)
+    summary = Ingestor(KnowledgeStore.from_settings(s), s, embedder, progress=False).ingest([SAMPLE_KB])
+    assert summary.ok, summary.failed
+    return d
+
+
+@pytest.fixture(scope="session")
+def kb_assistant(kb_store_dir, embedder):
+    from assistant.pipeline import Assistant
+
+    return Assistant(make_settings(kb_store_dir), embedder=embedder)
+
+
+@pytest.fixture
+def kb_copy(tmp_path, kb_store_dir):
+    """A private copy of the ingested sample KB, for tests that change it."""
+    d = tmp_path / "kbcopy"
+    shutil.copytree(kb_store_dir, d)
+    return d
+
+
+def make_pdf(path: Path, pages: list[str], header: str = "ACME Insurance - Test Wording") -> Path:
+    """A real multi-page PDF with a running header and a page footer, as policy wordings have."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_auto_page_break(auto=False)  # short pages; the footer must not spill onto a new page
+    for i, text in enumerate(pages, 1):
+        pdf.add_page()
+        pdf.set_font("Helvetica", "", 11)
+        pdf.cell(0, 8, header, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 6, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_y(-20)
+        pdf.cell(0, 8, f"Page {i} of {len(pages)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path

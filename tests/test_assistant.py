@@ -1,0 +1,140 @@
+"""Retrieval and answering on the ingested sample knowledge base, through the library and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT, make_settings
+from tests.openai_server import FakeOpenAI
+
+
+def test_customers_never_retrieve_internal_documents(kb_assistant):
+    q = "claims handler authority limits and goodwill payments"
+    staff = kb_assistant.retriever.retrieve(q, role="staff", k=10, threshold=-1)
+    customer = kb_assistant.retriever.retrieve(q, role="customer", k=10, threshold=-1)
+    assert any(h.chunk.audience == "internal" for h in staff)
+    assert customer and all(h.chunk.audience == "public" for h in customer)
+    # The BM25 side alone is filtered too, not only the fused result.
+    assert all(cid.startswith("data/sample_kb/internal") is False
+               for cid, _ in kb_assistant.store.bm25().search(q, 20, ("public",)))
+
+
+def test_hybrid_fuses_both_retrievers(kb_assistant):
+    hits = kb_assistant.retriever.retrieve("young driver deductible EUR 250", k=5, threshold=-1)
+    assert hits[0].chunk.source in ("auto-insurance.md", "faq-export.csv")
+    assert any(h.dense_rank and h.bm25_rank for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_extractive_answer_cites_the_right_document(kb_assistant):
+    ans = kb_assistant.ask("What is the deductible for escape of water claims?")
+    assert not ans.refused and "EUR 500" in ans.answer
+    assert ans.citations and ans.citations[0].source == "home-insurance.md"
+    assert f"[{ans.citations[0].n}]" in ans.answer
+    assert ans.role == "customer" and ans.backend == "extractive"
+
+
+def test_pdf_answer_cites_page(kb_assistant):
+    ans = kb_assistant.ask("What counts as a storm in my home policy?")
+    assert not ans.refused
+    assert any(c.source == "home-policy-wording.pdf" and c.page == 1 for c in ans.citations)
+
+
+def test_out_of_scope_is_refused_with_reason_and_contact(kb_assistant):
+    ans = kb_assistant.ask("How do I bake sourdough bread?")
+    assert ans.refused and ans.refusal_reason and not ans.citations
+    assert "0800 555 0142" in ans.answer
+
+
+def test_internal_answer_for_staff_refused_for_customer(kb_assistant):
+    q = "Up to what amount can a claims handler settle a claim without approval?"
+    staff = kb_assistant.ask(q, role="staff")
+    customer = kb_assistant.ask(q, role="customer")
+    assert not staff.refused and "5,000" in staff.answer
+    assert any(c.source == "claims-handling-manual.pdf" for c in staff.citations)
+    assert customer.refused and all("internal" not in c.doc_id for c in customer.citations)
+
+
+def test_follow_up_is_made_standalone(kb_assistant):
+    first = kb_assistant.ask("What is the deductible on renters insurance?")
+    follow = kb_assistant.ask("and for bicycles?", history=[("What is the deductible on renters insurance?", first.answer)])
+    assert follow.standalone_question and "renters insurance" in follow.standalone_question.lower()
+
+
+def _cli(*args, env_extra=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "assistant", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_cli_retrieve_and_ask_json(kb_store_dir):
+    r = _cli("retrieve", "How far will roadside assistance tow my car?", "--store", str(kb_store_dir), "--k", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    hits = json.loads(r.stdout)
+    assert 1 <= len(hits) <= 3
+    assert set(hits[0]) >= {"doc_id", "chunk_id", "source", "page", "text", "score"}
+    assert hits[0]["source"] == "roadside-assistance.html"
+
+    r = _cli("ask", "How long do you keep call recordings?", "--store", str(kb_store_dir), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) >= {"answer", "refused", "refusal_reason", "citations", "backend", "timings_ms"}
+    assert out["refused"] is False and "12 months" in out["answer"]
+    assert set(out["citations"][0]) >= {"n", "doc_id", "source", "page", "chunk_id", "score"}
+    assert set(out["timings_ms"]) >= {"retrieve", "generate", "total"}
+
+
+def test_cli_hosted_without_key_says_what_to_do(kb_store_dir):
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    r = subprocess.run([sys.executable, "-m", "assistant", "ask", "hi", "--backend", "hosted", "--store", str(kb_store_dir)],
+                       cwd=ROOT, capture_output=True, text=True, env={**env, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert r.returncode == 2 and "OPENAI_API_KEY" in r.stderr
+
+
+def _hosted_assistant(kb_store_dir, embedder, server):
+    from assistant.pipeline import Assistant
+
+    s = make_settings(kb_store_dir, hosted_base_url=server.base_url, hosted_api_key="sk-test-123", hosted_model="gpt-test")
+    return Assistant(s, embedder=embedder)
+
+
+def test_hosted_backend_streams_over_real_http(kb_store_dir, embedder):
+    with FakeOpenAI("Comprehensive own-damage claims have a EUR 300 deductible [1].") as server:
+        a = _hosted_assistant(kb_store_dir, embedder, server)
+        events = list(a.stream("What is the standard deductible for a comprehensive car insurance claim?", backend="hosted"))
+    tokens = [v for k, v in events if k == "token"]
+    answer = [v for k, v in events if k == "answer"][0]
+    assert len(tokens) > 3  # really streamed, piece by piece
+    assert answer.answer == "Comprehensive own-damage claims have a EUR 300 deductible [1]."
+    assert not answer.refused and answer.citations[0].n == 1
+    assert answer.usage == {"prompt_tokens": 321, "completion_tokens": 12}
+
+    req = server.requests[-1]
+    assert req["model"] == "gpt-test" and req["stream"] is True
+    assert server.headers[-1]["authorization"] == "Bearer sk-test-123"
+    system, user = req["messages"][0]["content"], req["messages"][-1]["content"]
+    assert "Answer ONLY from the numbered context" in system and "Never reveal" in system
+    assert '<context n="1"' in user and '<context n="2"' in user
+    assert "Question: What is the standard deductible for a comprehensive car insurance claim?" in user
+    assert "auto-insurance.md" in user  # the context is the retrieved passage, with its source
+
+
+def test_hosted_reply_without_citation_counts_as_refusal(kb_store_dir, embedder):
+    with FakeOpenAI("I cannot answer that from the company's documents; please call 0800 555 0142.") as server:
+        ans = _hosted_assistant(kb_store_dir, embedder, server).ask("What is the deductible on renters insurance?", backend="hosted")
+    assert ans.refused and not ans.citations
+
+
+def test_hosted_follow_up_is_condensed_by_the_model(kb_store_dir, embedder):
+    def reply(body):
+        last = body["messages"][-1]["content"]
+        return "What is the renters insurance deductible for bicycles?" if last.startswith("Rewrite") else "EUR 100 [1]."
+
+    with FakeOpenAI(reply) as server:
+        ans = _hosted_assistant(kb_store_dir, embedder, server).ask(
+            "and for bicycles?", backend="hosted", history=[("What is the deductible on renters insurance?", "EUR 100 [1].")])
+    assert ans.standalone_question == "What is the renters insurance deductible for bicycles?"
+    assert server.requests[0]["messages"][0]["content"].startswith("Rewrite the last question")
