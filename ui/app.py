@@ -18,11 +18,12 @@ BACKEND_LABELS = {"extractive": "Offline extractive", "hosted": "Solution A · h
 
 
 @st.cache_resource(show_spinner="Loading the knowledge base and the embedding model…")
-def get_assistant():
-    # Loaded once per process, not per message.
+def get_assistant(store_dir: str):
+    # Loaded once per process and store, not per message.
     from assistant.pipeline import Assistant
+    from assistant.settings import get_settings
 
-    return Assistant()
+    return Assistant(get_settings().model_copy(update={"store_dir": Path(store_dir)}))
 
 
 def render_sources(citations) -> None:
@@ -37,7 +38,9 @@ def render_sources(citations) -> None:
 
 def main() -> None:
     st.title("🛡️ Brightwater Mutual — customer service")
-    assistant = get_assistant()
+    from assistant.settings import get_settings
+
+    assistant = get_assistant(str(get_settings().store_dir))
     available = assistant.backends()
 
     with st.sidebar:

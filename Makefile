@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+export HF_HUB_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: install run ingest test bench pdfs clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+ingest: install  ## ingest the sample knowledge base (idempotent: unchanged documents are skipped)
+	$(PY) -m ingest data/sample_kb
+
+run: ingest  ## the Streamlit chat on http://localhost:8501
+	$(PY) -m streamlit run ui/app.py --server.headless true --server.address 127.0.0.1 --server.port 8501 \
+		--browser.gatherUsageStats false
+
+test: install  ## the whole test suite
+	$(PY) -m pytest -q
+
+bench: install  ## every benchmark (retrieval needs ../shared/data/insuranceqa)
+	$(PY) bench/ingest.py
+	$(PY) bench/answers.py
+	$(PY) bench/retrieval.py
+
+pdfs: install  ## rebuild the sample KB's PDFs from data/pdf_sources
+	$(PY) scripts/build_sample_pdfs.py
+
+clean:
+	rm -rf var .bench
