@@ -141,8 +141,7 @@ def test_markdown_heading_path_and_html(tmp_path, ingestor, store):
     (docs / "page.html").write_text("<html><head><title>Roadside</title><script>x=1</script></head><body>"
                                     "<h1>Roadside</h1><h2>Towing</h2><p>We tow your car up to 100 km.</p></body></html>")
     ingestor.ingest([docs])
-    chunks = {c.source: c for c in store.collection.get()["metadatas"] and
-              [ch for r in store.manifest.all() for ch in store.chunks_of(r.doc_id)]}
+    chunks = {c.source: c for r in store.manifest.all() for c in store.chunks_of(r.doc_id)}
     assert chunks["guide.md"].heading == "Claims › Deadlines"
     assert chunks["page.html"].heading == "Towing" and "x=1" not in chunks["page.html"].text
     assert "100 km" in chunks["page.html"].text
