@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     retrieval_k: int = Field(5, description="Chunks given to the generator as context.")
     candidate_k: int = Field(30, description="Candidates taken from each retriever before fusion.")
     fusion_dense_weight: float = Field(1.0, description="Weight of the dense ranking in reciprocal rank fusion.")
-    fusion_bm25_weight: float = Field(0.35, description="Weight of the BM25 ranking in reciprocal rank fusion.")
-    fusion_rrf_k: int = Field(60, description="The `k` constant of reciprocal rank fusion.")
+    fusion_bm25_weight: float = Field(0.8, description="Weight of the BM25 ranking in reciprocal rank fusion.")
+    fusion_rrf_k: int = Field(10, description="The `k` constant of reciprocal rank fusion.")
     relevance_threshold: float = Field(
         0.30, description="Minimum cosine similarity (question vs chunk) for a chunk to count as context."
     )
