@@ -60,7 +60,8 @@ class HybridRetriever:
             s.fusion_rrf_k,
         )
         ranked = sorted(fused, key=lambda cid: -fused[cid])[:k]
-        fetched = self.store.fetch(ranked, with_embeddings=True)
+        dense_sim = dict(dense)
+        fetched = self.store.fetch(ranked, audiences, embeddings_for={c for c in ranked if c not in dense_sim})
         dense_rank = {cid: i for i, cid in enumerate(dense_ids, 1)}
         sparse_rank = {cid: i for i, cid in enumerate(sparse_ids, 1)}
         hits = []
@@ -71,7 +72,7 @@ class HybridRetriever:
             # Defence in depth: the store query already filtered by audience.
             if chunk.audience not in audiences:
                 continue
-            sim = float(np.dot(q, emb))
+            sim = dense_sim[cid] if cid in dense_sim else float(np.dot(q, emb))
             if sim < threshold:
                 continue
             hits.append(Hit(chunk, fused[cid], sim, dense_rank.get(cid), sparse_rank.get(cid)))

@@ -94,7 +94,7 @@ def test_crash_mid_ingest_reruns_to_a_consistent_store(tmp_path, settings, embed
         make_pdf(docs / f"wording{i}.pdf", [f"Product {i} page one text about cover {i}."] + PAGES)
     monkeypatch.setattr(pipeline, "FLUSH_CHUNKS", 4)  # several batches
     calls = {"n": 0}
-    real = store.collection.upsert
+    real = store.collections["public"].upsert
 
     def crashing_upsert(*a, **kw):
         calls["n"] += 1
@@ -102,17 +102,17 @@ def test_crash_mid_ingest_reruns_to_a_consistent_store(tmp_path, settings, embed
             raise KeyboardInterrupt("power cut")
         return real(*a, **kw)
 
-    monkeypatch.setattr(store.collection, "upsert", crashing_upsert)
+    monkeypatch.setattr(store.collections["public"], "upsert", crashing_upsert)
     with pytest.raises(KeyboardInterrupt):
         Ingestor(store, settings, embedder, progress=False).ingest([docs])
-    monkeypatch.setattr(store.collection, "upsert", real)
+    monkeypatch.setattr(store.collections["public"], "upsert", real)
     assert any(r.status == "pending" for r in store.manifest.all())
 
     summary = Ingestor(store, settings, embedder, progress=False).ingest([docs])
     assert summary.ok
     records = store.manifest.all()
     assert len(records) == 6 and all(r.status == "ok" for r in records)
-    ids = store.collection.get()["ids"]
+    ids = store.all_ids()
     assert len(ids) == len(set(ids)) == sum(r.chunks for r in records)
     assert store.bm25().n_docs == len(ids)
 
