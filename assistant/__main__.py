@@ -7,9 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-ROLE_OF = {"customer": "customer", "staff": "staff"}
-
-
 def _settings(args):
     from assistant.settings import get_settings
 

@@ -41,6 +41,11 @@ class Embedder:
         return vecs.astype(np.float32)
 
     def embed_one(self, text: str) -> np.ndarray:
+        # The retriever and the extractive backend embed the same question: compute it once.
+        return self._embed_one_cached(text).copy()
+
+    @lru_cache(maxsize=256)
+    def _embed_one_cached(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
 

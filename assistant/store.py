@@ -22,6 +22,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -34,21 +35,15 @@ _ADD_BATCH = 1000
 def analyze(texts: list[str]) -> list[list[str]]:
     """BM25 analysis: lower-case words, English stop words removed, Snowball-stemmed."""
     import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
     import Stemmer
 
-    return bm25s.tokenize(
-        texts, stopwords="en", stemmer=_stemmer(Stemmer), return_ids=False, show_progress=False
-    )
-
-
-_STEMMER = None
-
-
-def _stemmer(stemmer_module):
-    global _STEMMER
-    if _STEMMER is None:
-        _STEMMER = stemmer_module.Stemmer("english")
-    return _STEMMER
+    return Stemmer.Stemmer("english")
 
 
 @dataclass

@@ -144,7 +144,7 @@ def _load_markdown(path: Path, raw: bytes, settings) -> list[LoadedDoc]:
 def _load_text(path: Path, raw: bytes, settings) -> list[LoadedDoc]:
     meta, body = _front_matter(_decode(raw))
     body = normalize_text(body)
-    title = str(meta.get("title") or _first_line(body.splitlines() and [body]) or path.stem)
+    title = str(meta.get("title") or _first_line([body]) or path.stem)
     return [_doc(path, raw, "text", title, [Section(body)], _audience_of(meta), meta.get("doc_id"))]
 
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from assistant.store import DocumentRecord, KnowledgeStore
 from ingest.chunk import chunk_document
-from ingest.loaders import SUPPORTED, LoadedDoc, LoadError, load_file, path_id, sha256
+from ingest.loaders import LoadedDoc, LoadError, load_file, path_id, sha256
 
 IGNORE_FILE = ".ingestignore"
 FLUSH_CHUNKS = 256  # chunks embedded and written per batch: bounded memory, frequent durable progress
@@ -181,6 +181,3 @@ class Ingestor:
                 self.store.refresh_bm25()
         return ids
 
-
-def supported_types() -> str:
-    return ", ".join(sorted(SUPPORTED))
