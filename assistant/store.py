@@ -151,6 +151,7 @@ class BM25Index:
         self.n_docs = len(chunk_ids)
         self.generation = generation
         self._masks = {aud: np.isin(self.audiences, aud).astype(np.float32) for aud in ROLE_AUDIENCES.values()}
+        self.counts = Counter(audiences)
 
     @classmethod
     def build(cls, chunk_ids: list[str], texts: list[str], audiences: list[str], generation: int) -> "BM25Index":
@@ -331,9 +332,11 @@ class KnowledgeStore:
 
     def dense_search(self, query_embedding: np.ndarray, k: int, audiences: tuple[str, ...]) -> list[tuple[str, float]]:
         found: list[tuple[str, float]] = []
+        # Chroma's count() is a ~5 ms round trip; the generation-checked BM25 index knows the sizes already.
+        counts = self.bm25().counts
         for aud in audiences:
             col = self.collections[aud]
-            n = col.count()
+            n = counts.get(aud, 0)
             if n == 0:
                 continue
             res = col.query(query_embeddings=[query_embedding.tolist()], n_results=min(k, n), include=["distances"])
@@ -342,19 +345,21 @@ class KnowledgeStore:
 
     def fetch(self, chunk_ids: list[str], audiences: tuple[str, ...] = ("public", "internal"),
               embeddings_for: set[str] = frozenset()) -> dict[str, tuple[Chunk, np.ndarray | None]]:
-        """Chunks by id from the given audiences' collections; vectors only for `embeddings_for` (they are slow)."""
+        """Chunks by id from the given audiences' collections, with their vectors for the ids in `embeddings_for`."""
         out: dict[str, tuple[Chunk, np.ndarray | None]] = {}
         if not chunk_ids:
             return out
+        # One round trip per collection: asking for the vectors too is cheaper than a second get.
+        include = ["documents", "metadatas"] + (["embeddings"] if embeddings_for else [])
+        counts = self.bm25().counts
         for aud in audiences:
-            got = self.collections[aud].get(ids=chunk_ids, include=["documents", "metadatas"])
-            for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]):
-                out[cid] = (Chunk.from_store(cid, text, meta), None)
-            need = [cid for cid in got["ids"] if cid in embeddings_for]
-            if need:
-                vec = self.collections[aud].get(ids=need, include=["embeddings"])
-                for cid, e in zip(vec["ids"], vec["embeddings"]):
-                    out[cid] = (out[cid][0], np.asarray(e, dtype=np.float32))
+            if counts.get(aud, 0) == 0:
+                continue
+            got = self.collections[aud].get(ids=chunk_ids, include=include)
+            vectors = got["embeddings"] if embeddings_for else [None] * len(got["ids"])
+            for cid, text, meta, vec in zip(got["ids"], got["documents"], got["metadatas"], vectors):
+                emb = np.asarray(vec, dtype=np.float32) if cid in embeddings_for else None
+                out[cid] = (Chunk.from_store(cid, text, meta), emb)
         return out
 
     def chunks_of(self, doc_id: str) -> list[Chunk]:
