@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run ingest test bench pdfs clean
+.PHONY: install run ingest test bench train pdfs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench: install  ## every benchmark (retrieval needs ../shared/data/insuranceqa)
 	$(PY) bench/ingest.py
 	$(PY) bench/answers.py
 	$(PY) bench/retrieval.py
+	$(PY) bench/tokenizer.py
+	$(PY) bench/train_throughput.py
+
+train: install  ## Solution B: train, evaluate, register and promote the private model (PRESET=cpu-small, ~25 min on 2 cores)
+	$(PY) -m training all --preset $(or $(PRESET),cpu-small)
 
 pdfs: install  ## rebuild the sample KB's PDFs from data/pdf_sources
 	$(PY) scripts/build_sample_pdfs.py

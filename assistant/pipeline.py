@@ -39,6 +39,10 @@ class Assistant:
             self._generators[name] = build_generator(name, self.settings, self.store, self.embedder)
         return self._generators[name]
 
+    def register(self, name: str, generator) -> None:
+        """Add or replace a generation backend (evaluation baselines, an experimental model)."""
+        self._generators[name] = generator
+
     def backends(self) -> dict[str, tuple[bool, str]]:
         """Each backend's availability and, if unavailable, why."""
         return {name: self.generator(name).available() for name in BACKENDS}
@@ -95,6 +99,9 @@ class Assistant:
         citations = [self._citation(n, hits[n - 1]) for n in numbers]
         # A grounded answer cites its context; an answer citing nothing is the model declining (rule 3).
         refused = not citations
+        if refused and not text:  # a model that produced nothing still owes the customer a way forward
+            text = self._refusal(backend, role, "").answer
+            yield "token", text
         answer = Answer(
             answer=text, refused=refused, backend=backend, role=role,
             refusal_reason="not_in_context: the retrieved passages do not answer the question" if refused else None,

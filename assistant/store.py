@@ -374,3 +374,24 @@ class KnowledgeStore:
 
     def count(self) -> int:
         return sum(col.count() for col in self.collections.values())
+
+    def inconsistent_documents(self) -> set[str]:
+        """Documents whose chunks in Chroma do not match the manifest (a store restored from a partial backup, a
+        Chroma folder replaced or lost); chunks of unknown documents are deleted. Cheap when all is well: two
+        counts against the manifest's totals."""
+        records = {r.doc_id: r for r in self.manifest.all()}
+        expected = Counter()
+        for r in records.values():
+            expected[r.audience] += r.chunks
+        if all(self.collections[a].count() == expected.get(a, 0) for a in self.collections):
+            return set()
+        found: Counter = Counter()
+        for aud, col in self.collections.items():
+            metas = col.get(include=["metadatas"])
+            orphans = [cid for cid, m in zip(metas["ids"], metas["metadatas"]) if m.get("doc_id") not in records]
+            if orphans:
+                col.delete(ids=orphans)
+            for m in metas["metadatas"]:
+                if m.get("doc_id") in records:
+                    found[(m["doc_id"], aud)] += 1
+        return {d for d, r in records.items() if found[(d, r.audience)] != r.chunks}

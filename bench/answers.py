@@ -12,49 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def cites_source(answer, case: dict) -> bool:
-    """A citation of the reference document (and page, where it has one) or of an accepted alternative."""
-    accepted = [(case["source"], case["page"])] + [tuple(a) for a in case.get("alt_sources", [])]
-    return any(c.source == s and (p is None or c.page == p) for c in answer.citations for s, p in accepted)
-
-
-def evaluate(assistant, cases: list[dict], backend: str, verbose: bool = False) -> dict:
-    rows = {"in_scope": [], "out_of_scope": [], "internal_staff": [], "internal_customer": []}
-    latencies = []
-    for case in cases:
-        runs = []
-        if case["must_refuse"]:
-            runs.append(("out_of_scope", "customer"))
-        elif case["audience"] == "internal":
-            runs += [("internal_staff", "staff"), ("internal_customer", "customer")]
-        else:
-            runs.append(("in_scope", "customer"))
-        for group, role in runs:
-            t0 = time.perf_counter()
-            ans = assistant.ask(case["question"], role=role, backend=backend)
-            latencies.append((time.perf_counter() - t0) * 1000)
-            if group in ("in_scope", "internal_staff"):
-                ok = not ans.refused and cites_source(ans, case)
-            else:
-                ok = ans.refused
-            rows[group].append(ok)
-            if verbose and not ok:
-                cited = [(c.source, c.page) for c in ans.citations]
-                print(f"  MISS [{group}] {case['id']} {case['question']!r}\n     -> refused={ans.refused} cited={cited}\n"
-                      f"     {ans.answer[:200]!r}")
-    result = {g: (float(np.mean(v)) if v else None, len(v)) for g, v in rows.items()}
-    result["latency_p50_ms"] = float(np.percentile(latencies, 50))
-    result["latency_p95_ms"] = float(np.percentile(latencies, 95))
-    return result
 
 
 def main() -> None:
@@ -65,6 +26,7 @@ def main() -> None:
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args()
 
+    from assistant.evaluation import evaluate
     from assistant.pipeline import Assistant
     from assistant.settings import get_settings
     from ingest.pipeline import Ingestor
@@ -88,6 +50,7 @@ def main() -> None:
         print(f"  out-of-scope refused                       : {r['out_of_scope'][0]:.1%} of {r['out_of_scope'][1]}")
         print(f"  internal answered for staff (cited)        : {r['internal_staff'][0]:.1%} of {r['internal_staff'][1]}")
         print(f"  internal refused for customers             : {r['internal_customer'][0]:.1%} of {r['internal_customer'][1]}")
+        print(f"  answer token F1 vs reference (in scope)    : {r['answer_f1']:.3f}")
         print(f"  latency p50 / p95                          : {r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f} ms")
     print(json.dumps(out))
 

@@ -109,8 +109,17 @@ class ExtractiveGenerator:
         support = self.support(request.question, [s for _, _, s, _ in chosen] + [request.hits[best[1] - 1].chunk.text])
         # Reading order: by passage number, then as they appear.
         order = {(n, s): i for i, (n, s, _) in enumerate(candidates)}
-        chosen.sort(key=lambda c: order[(c[1], c[2])])
-        return [(n, s) for _, n, s, _ in chosen], best[3], support
+        picked: list[tuple[int, str]] = []
+        for _, n, s, _ in sorted(chosen, key=lambda c: order[(c[1], c[2])]):
+            if s.rstrip().endswith("?"):
+                # An FAQ's question matches the user's best but answers nothing: quote the sentence after it.
+                nxt = order[(n, s)] + 1
+                if nxt >= len(candidates) or candidates[nxt][0] != n:
+                    continue
+                n, s = candidates[nxt][0], candidates[nxt][1]
+            if (n, s) not in picked:
+                picked.append((n, s))
+        return picked, best[3], support
 
     def answerable(self, request: GenerationRequest, picked, best_sim: float, support: float) -> bool:
         s = self.settings

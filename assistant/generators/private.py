@@ -1,17 +1,41 @@
 """Solution B: the company's own model (trained by `training/`), loaded from a local Hugging Face folder.
 
 The model is found through the registry pointer `<models_dir>/PROMOTED` (a version name) or an explicit
-`ASSISTANT_PRIVATE_MODEL_PATH`. It gets the same grounded prompt as the hosted backend, rendered with the
-model's own chat template, and streams tokens from a background generation thread.
+`ASSISTANT_PRIVATE_MODEL_PATH`. It gets the grounded prompt in its compact form, fitted to the model's context
+window exactly as the training data was (`fit_messages` is shared with `training/`), rendered with the model's own
+chat template, and streams tokens from a background generation thread.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from assistant.generators.base import GenerationRequest, GeneratorUnavailable, Usage
+from assistant.prompt import COMPACT_RULES, build_messages, trim_hit
+
+# Written by training beside the weights: how many chunks the model was trained to read, its answer budget.
+PROMPT_FILE = "assistant_prompt.json"
+DEFAULT_PROMPT = {"context_chunks": 3, "max_new_tokens": 256}
+
+
+def fit_messages(tokenizer, question: str, hits, contact: str, history, budget_tokens: int, n_chunks: int):
+    """(messages, hits used): the compact grounded prompt, chunk texts shortened until it fits `budget_tokens`."""
+    hits = list(hits[:n_chunks])
+    history = list(history or [])[-1:]
+    chars = 900
+    while True:
+        trimmed = [trim_hit(h, chars) for h in hits]
+        messages = build_messages(question, trimmed, contact, history, rules=COMPACT_RULES)
+        n = len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+        if n <= budget_tokens or chars <= 120:
+            return messages, trimmed
+        if history:
+            history = []  # the earlier turn goes before the context does
+            continue
+        chars = int(chars * 0.8)
 
 
 def promoted_model_path(settings) -> Path | None:
@@ -55,32 +79,39 @@ class PrivateGenerator:
                 tok = AutoTokenizer.from_pretrained(path)
                 model = AutoModelForCausalLM.from_pretrained(path)
                 model.eval()
-                self._loaded = (path, tok, model)
-        return self._loaded[1], self._loaded[2]
+                prompt = dict(DEFAULT_PROMPT)
+                if (path / PROMPT_FILE).exists():
+                    prompt.update(json.loads((path / PROMPT_FILE).read_text()))
+                self._loaded = (path, tok, model, prompt)
+        return self._loaded[1], self._loaded[2], self._loaded[3]
 
     def stream(self, request: GenerationRequest, usage: Usage | None = None) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
 
-        tok, model = self._load()
-        ids = tok.apply_chat_template(request.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        tok, model, prompt = self._load()
+        max_new = min(self.settings.max_answer_tokens, prompt["max_new_tokens"])
         max_ctx = getattr(model.config, "max_position_embeddings", 2048)
-        input_ids = ids["input_ids"][:, -(max_ctx - self.settings.max_answer_tokens):]
+        messages, _ = fit_messages(tok, request.question, request.hits, self.settings.contact_fallback,
+                                   request.history, max_ctx - max_new, prompt["context_chunks"])
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        input_ids = ids["input_ids"][:, -(max_ctx - max_new):]
         streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
         kwargs = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
-                      max_new_tokens=self.settings.max_answer_tokens, do_sample=self.settings.temperature > 0,
+                      max_new_tokens=max_new, do_sample=self.settings.temperature > 0,
                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         if self.settings.temperature > 0:
             kwargs["temperature"] = self.settings.temperature
         thread = threading.Thread(target=lambda: torch.no_grad()(model.generate)(**kwargs), daemon=True)
         thread.start()
-        n = 0
+        parts = []
         for piece in streamer:
-            n += 1
+            parts.append(piece)
             yield piece
         thread.join()
         if usage is not None:
-            usage.prompt_tokens, usage.completion_tokens = int(input_ids.shape[1]), n
+            usage.prompt_tokens = int(input_ids.shape[1])
+            usage.completion_tokens = len(tok("".join(parts), add_special_tokens=False)["input_ids"])
 
     def condense(self, prompt: str) -> str | None:
         return None  # a small private model rewrites poorly: use the heuristic

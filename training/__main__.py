@@ -1,0 +1,176 @@
+"""python -m training — the private model's life cycle.
+
+    python -m training all --preset cpu-small            data → tokenizer → pretrain → sft → align → eval → register
+    python -m training all --version VERSION             resume an interrupted run (finished stages are skipped)
+    python -m training STAGE --version VERSION [--force] one stage alone (data, tokenizer, pretrain, sft, align, eval)
+    torchrun --nproc_per_node 2 -m training pretrain --version VERSION     the same stage on several processes (DDP)
+    python -m training models list | show V | promote V | delete V --reason "..." | audit
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+STAGES = ("data", "tokenizer", "pretrain", "sft", "align", "eval")
+
+
+def _stage_fn(name: str):
+    from training import align, data, evaluate, pretrain, sft, tokenizer
+
+    return {
+        "data": lambda cfg, d: data.run(cfg, d / "data"),
+        "tokenizer": lambda cfg, d: tokenizer.run(cfg, d / "data", d / "tokenizer"),
+        "pretrain": lambda cfg, d: pretrain.run(cfg, d / "data", d / "tokenizer", d / "pretrain"),
+        "sft": lambda cfg, d: sft.run(cfg, d / "data", d / "pretrain" / "model", d / "sft"),
+        "align": lambda cfg, d: align.run(cfg, d / "sft", d / "align"),
+        "eval": lambda cfg, d: evaluate.run(cfg, d, d / "eval"),
+    }[name]
+
+
+def _summary(name: str, m: dict) -> str:
+    keys = {"data": ("train_docs", "heldout_docs", "share_general", "share_insurance"),
+            "tokenizer": ("vocab_size", "bytes_per_token", "general_only_bytes_per_token", "token_reduction"),
+            "pretrain": ("params", "steps", "train_loss", "val_loss", "tokens_per_s", "mfu"),
+            "sft": ("examples", "steps", "train_loss", "val_loss"),
+            "align": ("pairs", "heldout_margin_before", "heldout_margin_after", "prefers_chosen_after")}.get(name, ())
+    if name == "eval":
+        ppl = " ".join(f"{k}={v['perplexity']}" for k, v in m["heldout"].items())
+        p = m["rag"].get("private", {})
+        return (f"perplexity {ppl}; private F1 {p.get('answer_f1')} citations {p.get('citation_accuracy')} "
+                f"out-of-scope refused {p.get('out_of_scope_refused')}")
+    return " · ".join(f"{k} {m[k]}" for k in keys if k in m)
+
+
+def run_stage(reg, version: str, name: str, force: bool = False) -> dict:
+    from training.trainer import is_main
+
+    run_dir = reg.path(version)
+    state_file = run_dir / "stages.json"
+    stages = json.loads(state_file.read_text()) if state_file.exists() else {}
+    if stages.get(name, {}).get("done") and not force:
+        print(f"[{name}] done already — skipped (--force to redo)")
+        return stages[name]
+    cfg = reg.config(version)
+    t0 = time.perf_counter()
+    metrics = _stage_fn(name)(cfg, run_dir)
+    wall = round(time.perf_counter() - t0, 1)
+    if is_main():
+        stages = json.loads(state_file.read_text()) if state_file.exists() else {}
+        stages[name] = {"done": True, "wall_s": wall, "metrics": metrics}
+        tmp = state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stages, indent=2, default=str))
+        tmp.replace(state_file)
+        print(f"[{name}] {wall:.0f} s · {_summary(name, metrics)}")
+    return stages.get(name, {})
+
+
+def finish(reg, version: str, promote: bool) -> None:
+    from training import report
+
+    run_dir = reg.path(version)
+    stages = json.loads((run_dir / "stages.json").read_text())
+    final = run_dir / "model"
+    if final.exists():
+        shutil.rmtree(final)
+    shutil.copytree(run_dir / "align" / "model", final)
+    card = report.write(run_dir, stages, reg.metadata(version))
+    ev = stages["eval"]["metrics"]
+    reg.finish(version, {"heldout": ev["heldout"], "rag_private": ev["rag"].get("private"),
+                         "total_wall_s": card["total_wall_s"]})
+    print(f"report card: {run_dir / 'report.md'}")
+    if promote:
+        reg.promote(version, reason="trained by `python -m training all`")
+        print(f"promoted {version}: `python -m assistant ask --backend private \"...\"` now uses it")
+
+
+def cmd_models(reg, args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if args.action == "list":
+        table = Table("version", "preset", "status", "promoted", "created", "held-out ppl (aligned)", "private F1")
+        for m in reg.versions():
+            metrics = m.get("metrics") or {}
+            ppl = (metrics.get("heldout") or {}).get("aligned", {}).get("perplexity", "")
+            f1 = (metrics.get("rag_private") or {}).get("answer_f1", "")
+            table.add_row(m["version"], m["preset"], m["status"], "★" if m["promoted"] else "", m["created"], str(ppl), str(f1))
+        console.print(table)
+    elif args.action == "show":
+        meta = reg.metadata(args.version)
+        console.print_json(json.dumps(meta))
+        report = reg.path(args.version) / "report.md"
+        if report.exists():
+            console.print(f"report card: {report}")
+    elif args.action == "promote":
+        reg.promote(args.version, args.reason)
+        console.print(f"promoted {args.version}")
+    elif args.action == "delete":
+        entry = reg.delete(args.version, args.reason, force=args.force)
+        console.print(f"deleted {args.version}: {entry['files_removed']} files, {entry['bytes_removed']:,} bytes "
+                      f"(audit log: {reg.dir / 'audit.jsonl'})")
+    elif args.action == "audit":
+        for e in reg.audit_log():
+            console.print(json.dumps(e))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from assistant.settings import get_settings
+    from training.config import load_config
+    from training.registry import Registry, RegistryError
+
+    p = argparse.ArgumentParser(prog="python -m training", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models-dir", type=Path, help="registry folder (default: ASSISTANT_MODELS_DIR / settings)")
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("all", help="every stage, then register (and promote) the version")
+    a.add_argument("--preset", default="cpu-small")
+    a.add_argument("--version", help="resume this version instead of starting a new one")
+    a.add_argument("--config", type=Path, help="YAML overriding preset values")
+    a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one value, e.g. pretrain.steps=50")
+    a.add_argument("--no-promote", action="store_true")
+    for name in STAGES:
+        s = sub.add_parser(name, help=f"the {name} stage of an existing version")
+        s.add_argument("--version", required=True)
+        s.add_argument("--force", action="store_true", help="redo even if done")
+    m = sub.add_parser("models", help="the registry of model versions")
+    m.add_argument("action", choices=["list", "show", "promote", "delete", "audit"])
+    m.add_argument("version", nargs="?")
+    m.add_argument("--reason", default="")
+    m.add_argument("--force", action="store_true", help="delete even the promoted version")
+    args = p.parse_args(argv)
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    reg = Registry(args.models_dir or get_settings().models_dir)
+    try:
+        if args.command == "models":
+            if args.action not in ("list", "audit") and not args.version:
+                p.error(f"models {args.action} needs a VERSION")
+            return cmd_models(reg, args)
+        if args.command == "all":
+            if args.version and (reg.dir / args.version / "metadata.json").exists():
+                version = args.version
+                print(f"resuming {version}")
+            else:
+                version = reg.create(load_config(args.preset, args.config, args.set), args.version).name
+                print(f"new version {version} in {reg.dir}")
+            for name in STAGES:
+                run_stage(reg, version, name)
+            finish(reg, version, promote=not args.no_promote)
+            return 0
+        run_stage(reg, args.version, args.command, args.force)
+        return 0
+    except (RegistryError, ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Stage 5 — alignment: the rules against hallucination and unsafe answers as preference pairs, trained with TRL's
+DPOTrainer (sigmoid DPO plus an NLL term on the chosen answer). Reports the preference margin and accuracy before
+and after on held-out pairs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+
+import torch
+
+from training.config import TrainConfig
+from training.data import read_jsonl
+from training.instructions import preference_pairs, save_jsonl
+
+
+def _as_text(tok, pairs: list[dict]) -> dict:
+    """TRL's standard (non-conversational) format, rendered with the model's own chat template."""
+    prompts = [tok.apply_chat_template(p["messages"], add_generation_prompt=True, tokenize=False) for p in pairs]
+    return {"prompt": prompts, "chosen": [p["chosen"] for p in pairs], "rejected": [p["rejected"] for p in pairs]}
+
+
+@torch.no_grad()
+def preference_margin(model, ref, tok, pairs: list[dict], beta: float) -> dict:
+    """Mean of beta·[(log π(chosen) − log π_ref(chosen)) − (log π(rejected) − log π_ref(rejected))], and how often
+    the policy prefers the chosen answer outright (log π(chosen) > log π(rejected), length-normalized)."""
+    def logp(m, prompt, answer):
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        a_ids = tok(answer + tok.eos_token, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p_ids + a_ids])
+        logits = m(input_ids=ids).logits[0, len(p_ids) - 1:-1]
+        lp = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(a_ids)[:, None]).squeeze(1)
+        return float(lp.sum()), len(a_ids)
+
+    margins, wins = [], 0
+    data = _as_text(tok, pairs)
+    for prompt, chosen, rejected in zip(data["prompt"], data["chosen"], data["rejected"]):
+        (pc, nc), (pr, nr) = logp(model, prompt, chosen), logp(model, prompt, rejected)
+        (rc, _), (rr, _) = logp(ref, prompt, chosen), logp(ref, prompt, rejected)
+        margins.append(beta * ((pc - rc) - (pr - rr)))
+        wins += pc / nc > pr / nr
+    return {"margin": round(sum(margins) / max(len(margins), 1), 4), "prefers_chosen": round(wins / max(len(pairs), 1), 3)}
+
+
+def run(cfg: TrainConfig, sft_dir: Path, out: Path) -> dict:
+    import datasets
+    import pyarrow as pa
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    ac = cfg.align
+    rng = random.Random(cfg.seed)
+    pairs = preference_pairs(read_jsonl(sft_dir / "examples.jsonl"), rng)
+    rng.shuffle(pairs)
+    n_val = max(4, len(pairs) // 10)
+    val, train = pairs[:n_val], pairs[n_val:]
+    save_jsonl(out / "pairs.jsonl", pairs)
+
+    model_dir = sft_dir / "model"
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    ref = copy.deepcopy(model).eval()
+    before = preference_margin(model, ref, tok, val, ac.beta)
+
+    args = DPOConfig(
+        output_dir=str(out / "trainer"), max_steps=ac.steps, per_device_train_batch_size=ac.batch_size,
+        learning_rate=ac.lr, beta=ac.beta, loss_type=["sigmoid", "sft"], loss_weights=[1.0, ac.sft_weight],
+        lr_scheduler_type="cosine", warmup_steps=max(1, ac.steps // 10), logging_steps=max(1, ac.steps // 10),
+        save_strategy="no", report_to="none", bf16=cfg.dtype == "bfloat16", gradient_checkpointing=False,
+        max_length=cfg.sft.seq_len, seed=cfg.seed, use_cpu=cfg.device == "cpu" or not torch.cuda.is_available(),
+        disable_tqdm=False, dataloader_num_workers=0,
+    )
+    dataset = datasets.Dataset(pa.table(_as_text(tok, train)))  # Dataset.from_dict crashes with these pins
+    trainer = DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=dataset, processing_class=tok)
+    result = trainer.train()
+    model.eval()
+    after = preference_margin(model, ref, tok, val, ac.beta)
+    model.save_pretrained(out / "model")
+    tok.save_pretrained(out / "model")
+    from training.sft import write_prompt_file
+
+    write_prompt_file(cfg, out / "model")
+    logs = [r for r in trainer.state.log_history if "loss" in r]
+    (out / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in trainer.state.log_history))
+    kinds: dict[str, int] = {}
+    for p in pairs:
+        kinds[p["kind"]] = kinds.get(p["kind"], 0) + 1
+    return {
+        "pairs": len(pairs), "pairs_by_kind": kinds, "steps": ac.steps, "train_loss": round(result.training_loss, 4),
+        "final_logged_loss": logs[-1]["loss"] if logs else None,
+        "heldout_margin_before": before["margin"], "heldout_margin_after": after["margin"],
+        "prefers_chosen_before": before["prefers_chosen"], "prefers_chosen_after": after["prefers_chosen"],
+        "wall_s": round(result.metrics.get("train_runtime", 0.0), 1),
+    }

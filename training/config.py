@@ -1,0 +1,217 @@
+"""Every knob of the private model's life cycle, typed, in one place; named presets are complete configurations.
+
+A preset can be adjusted from a YAML file (`--config FILE`) or `--set key=value` pairs; unknown keys are errors
+(a typo must not silently train the wrong model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(Strict):
+    """One corpus. `kind`: kb (documents the ingest loaders read), files (txt/md/jsonl/parquet), pydoc (the Python
+    standard library's documentation: general English that exists on every machine), hf (a Hugging Face data set by
+    name, only when a network exists)."""
+
+    name: str
+    group: Literal["general", "insurance", "economic"]
+    kind: Literal["kb", "files", "pydoc", "hf"]
+    path: str | None = None
+    text_field: str = "text"
+    max_bytes: int | None = None  # cap a large source before mixing
+    required: bool = True
+
+
+class DataConfig(Strict):
+    sources: list[Source]
+    mix: dict[str, float] = Field(description="share of training tokens per group (normalized)")
+    min_chars: int = 80
+    max_symbol_ratio: float = 0.3  # garbage filter: share of characters that are neither letters, digits nor spaces
+    near_dup_threshold: float = 0.8  # MinHash Jaccard above which a document is a near duplicate
+    heldout_share: float = 0.15  # insurance documents kept out of training for perplexity
+    public_only: bool = True  # internal documents never train a customer-facing model
+
+
+class TokenizerConfig(Strict):
+    vocab_size: int = 4096
+    min_frequency: int = 2
+    mined_terms: int = 150  # KB terms kept whole beside the curated list
+
+
+class ModelConfig(Strict):
+    hidden_size: int = 192
+    intermediate_size: int = 512
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 6
+    num_key_value_heads: int = 6
+    max_position_embeddings: int = 512
+    rope_theta: float = 10000.0
+
+
+class OptimConfig(Strict):
+    steps: int
+    batch_size: int = 8
+    seq_len: int = 256
+    grad_accum: int = 1
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 20
+    schedule: Literal["cosine", "wsd"] = "cosine"
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 50
+    eval_batches: int = 8
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+
+
+class AlignConfig(Strict):
+    steps: int = 60
+    batch_size: int = 4
+    lr: float = 5e-5
+    beta: float = 0.1
+    sft_weight: float = 0.5  # NLL on the chosen answer (RPO) keeps the grounded wording and perplexity from drifting
+
+
+class EvalConfig(Strict):
+    max_questions: int | None = None  # eval.jsonl questions through the RAG path (None = all)
+    max_new_tokens: int = 96
+    heldout_batches: int = 16
+
+
+class TrainConfig(Strict):
+    preset: str
+    seed: int = 1234
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    compile: bool = False
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # used when launched by torchrun / accelerate with several processes
+    data: DataConfig
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: OptimConfig
+    sft: OptimConfig
+    sft_replay_share: float = 0.25  # raw insurance text mixed into SFT batches against forgetting
+    sft_context_chunks: int = 2  # retrieved chunks per training prompt (what fits the model's context)
+    align: AlignConfig = AlignConfig()
+    eval: EvalConfig = EvalConfig()
+    estimate: dict | None = None  # design-1b: the documented cost of the full-size run
+
+
+KB = Source(name="knowledge_base", group="insurance", kind="kb", path="data/sample_kb")
+PDF_SOURCES = Source(name="policy_wordings", group="insurance", kind="files", path="data/pdf_sources")
+PYDOC = Source(name="python_docs", group="general", kind="pydoc")
+LICENSES = Source(name="licence_texts", group="general", kind="files", path="/usr/share/common-licenses", required=False)
+MIX = {"general": 0.55, "insurance": 0.45}  # the design: "general data should have a slightly larger scale"
+
+PRESETS: dict[str, dict] = {
+    "cpu-tiny": dict(
+        preset="cpu-tiny",
+        data=dict(sources=[KB, PDF_SOURCES, PYDOC.model_copy(update={"max_bytes": 150_000})], mix=MIX),
+        tokenizer=dict(vocab_size=1024, mined_terms=60),
+        model=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=4, max_position_embeddings=384),
+        pretrain=dict(steps=30, batch_size=8, seq_len=128, lr=3e-3, warmup_steps=5, eval_every=15, eval_batches=2,
+                      checkpoint_every=15),
+        sft=dict(steps=20, batch_size=8, seq_len=384, lr=2e-3, warmup_steps=4, eval_every=10, eval_batches=2,
+                 checkpoint_every=10),
+        align=dict(steps=4, batch_size=4),
+        eval=dict(max_questions=8, max_new_tokens=24, heldout_batches=2),
+    ),
+    "cpu-small": dict(
+        preset="cpu-small",
+        data=dict(sources=[KB, PDF_SOURCES, PYDOC, LICENSES], mix=MIX),
+        tokenizer=dict(vocab_size=4096),
+        model=dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=6,
+                   num_key_value_heads=6, max_position_embeddings=512),
+        pretrain=dict(steps=700, batch_size=16, seq_len=256, lr=3e-3, warmup_steps=30, eval_every=100,
+                      checkpoint_every=100),
+        sft=dict(steps=300, batch_size=8, seq_len=512, lr=1e-3, warmup_steps=20, eval_every=100,
+                 checkpoint_every=100),
+        align=dict(steps=60, batch_size=4),
+        eval=dict(max_new_tokens=96),
+    ),
+    "gpu-base": dict(
+        preset="gpu-base",
+        device="cuda", dtype="bfloat16", compile=True,
+        data=dict(sources=[KB, PDF_SOURCES, PYDOC, LICENSES], mix=MIX),
+        tokenizer=dict(vocab_size=16384),
+        model=dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
+                   num_key_value_heads=4, max_position_embeddings=1024),
+        pretrain=dict(steps=3000, batch_size=32, seq_len=1024, lr=1e-3, warmup_steps=200, schedule="wsd",
+                      eval_every=250, checkpoint_every=500),
+        sft=dict(steps=600, batch_size=16, seq_len=1024, lr=2e-4, warmup_steps=50, eval_every=200,
+                 checkpoint_every=300),
+        sft_context_chunks=4,
+        align=dict(steps=300, batch_size=16, lr=1e-6),
+        eval=dict(max_new_tokens=160),
+    ),
+    "design-1b": dict(
+        # The design's ~1B model. Not run here: launch with `accelerate launch --config_file
+        # training/accelerate/fsdp.yaml -m training pretrain --preset design-1b` on a GPU cluster.
+        preset="design-1b",
+        device="cuda", dtype="bfloat16", compile=True, parallel="fsdp",
+        data=dict(sources=[KB, PDF_SOURCES, Source(name="general_web", group="general", kind="hf", path="HuggingFaceFW/fineweb-edu"),
+                           Source(name="economics", group="economic", kind="files", path="corpora/economics")],
+                  mix={"general": 0.5, "insurance": 0.3, "economic": 0.2}),
+        tokenizer=dict(vocab_size=32000, mined_terms=500),
+        model=dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
+                   num_key_value_heads=4, max_position_embeddings=2048),
+        pretrain=dict(steps=143_000, batch_size=1024, seq_len=2048, lr=4e-4, warmup_steps=2000, schedule="wsd",
+                      eval_every=1000, checkpoint_every=2000),
+        sft=dict(steps=3000, batch_size=128, seq_len=2048, lr=2e-5, warmup_steps=100, eval_every=500,
+                 checkpoint_every=1000),
+        sft_context_chunks=5,
+        align=dict(steps=1000, batch_size=64, lr=5e-7),
+        estimate=dict(params=1.1e9, tokens=300e9, flops=6 * 1.1e9 * 300e9, gpus=64, gpu="H100 80GB",
+                      assumed_mfu=0.40, note="6·N·D = 1.98e21 FLOP; 64 H100 at 40% of 989 TFLOP/s bf16 ≈ 21.7 h"),
+    ),
+}
+
+
+def load_config(preset: str, file: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    raw = _deep_copy(PRESETS[preset])
+    if file:
+        _merge(raw, yaml.safe_load(Path(file).read_text()) or {})
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return TrainConfig.model_validate(raw)
+
+
+def _deep_copy(d):
+    if isinstance(d, dict):
+        return {k: _deep_copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deep_copy(v) for v in d]
+    if isinstance(d, BaseModel):
+        return d.model_dump()
+    return d
+
+
+def _merge(base: dict, extra: dict) -> None:
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v

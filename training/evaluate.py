@@ -1,0 +1,111 @@
+"""Stage 6 — evaluation: perplexity and bits per byte on held-out insurance text for every stage's model, and the
+real RAG path on `eval.jsonl` (answer token-F1, citation accuracy, refusal accuracy) for the aligned private model,
+the extractive backend and a few-shot prompted base model as the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from training.config import TrainConfig
+from training.data import read_jsonl
+from training.pretrain import heldout_batches, pack
+
+
+@torch.no_grad()
+def perplexity(model_dir: Path, texts: list[str], seq_len: int, n_batches: int) -> dict:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    stream = pack(tok, texts)
+    nll, n_tok, n_bytes = 0.0, 0, 0
+    for batch in heldout_batches(stream, 8, seq_len, n_batches):
+        out = model(input_ids=batch["input_ids"], labels=batch["labels"])
+        predicted = batch["input_ids"][:, 1:].numel()
+        nll += float(out.loss) * predicted
+        n_tok += predicted
+        n_bytes += sum(len(tok.decode(row[1:]).encode()) for row in batch["input_ids"].tolist())
+    return {"perplexity": round(math.exp(nll / n_tok), 2), "bits_per_byte": round(nll / math.log(2) / n_bytes, 4),
+            "tokens": n_tok}
+
+
+class FewShotBase:
+    """The base model prompted with two worked examples instead of instruction tuning: the baseline SFT must beat."""
+
+    name, leaves_company, can_condense = "base-few-shot", False, False
+    SHOTS = (
+        "Context [1]: Roadside assistance is included with Comprehensive Auto Insurance.\n"
+        "Question: Is roadside assistance included?\nAnswer: Roadside assistance is included with Comprehensive Auto Insurance. [1]\n\n"
+        "Context [1]: Baggage is covered up to EUR 2,000.\nQuestion: What is the weather tomorrow?\n"
+        "Answer: I'm sorry, I can't find the answer to that in our documents.\n\n"
+    )
+
+    def __init__(self, model_dir: Path, max_new_tokens: int):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.tok = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        self.max_new = max_new_tokens
+
+    def available(self):
+        return True, ""
+
+    def condense(self, prompt):
+        return None
+
+    def stream(self, request, usage=None) -> Iterator[str]:
+        ctx = request.hits[0].chunk.text[:600] if request.hits else ""
+        prompt = f"{self.SHOTS}Context [1]: {ctx}\nQuestion: {request.question}\nAnswer:"
+        ids = self.tok(prompt, return_tensors="pt")["input_ids"]
+        ids = ids[:, -(self.model.config.max_position_embeddings - self.max_new):]
+        with torch.no_grad():
+            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.max_new,
+                                      do_sample=False, pad_token_id=self.tok.pad_token_id)
+        yield self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).split("\n\n")[0].strip()
+
+
+def eval_cases(kb_dir: Path, limit: int | None) -> list[dict]:
+    cases = [json.loads(ln) for ln in (kb_dir / "eval.jsonl").read_text().splitlines() if ln.strip()]
+    cases = [c for c in cases if c["audience"] == "public" or c["must_refuse"]]  # a customer-facing model
+    if limit:
+        ins = [c for c in cases if not c["must_refuse"]]
+        oos = [c for c in cases if c["must_refuse"]]
+        cases = ins[: limit - limit // 3] + oos[: limit // 3]
+    return cases
+
+
+def run(cfg: TrainConfig, run_dir: Path, out: Path) -> dict:
+    from assistant.evaluation import evaluate
+    from assistant.pipeline import Assistant
+    from assistant.settings import get_settings
+    from assistant.store import KnowledgeStore
+    from training.sft import kb_dirs
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    texts = [d["text"] for d in read_jsonl(run_dir / "data" / "heldout.jsonl")]
+    stages = {"base": run_dir / "pretrain" / "model", "sft": run_dir / "sft" / "model", "aligned": run_dir / "align" / "model"}
+    ppl = {name: perplexity(path, texts, cfg.pretrain.seq_len, cfg.eval.heldout_batches)
+           for name, path in stages.items() if (path / "config.json").exists()}
+
+    settings = get_settings().model_copy(update={"private_model_path": str(stages["aligned"]), "temperature": 0.0,
+                                                 "store_dir": run_dir / "sft" / "store"})
+    assistant = Assistant(settings, store=KnowledgeStore(settings.store_dir, settings.collection))
+    assistant.register("base-few-shot", FewShotBase(stages["base"], cfg.eval.max_new_tokens))
+    cases = eval_cases(kb_dirs(cfg)[0], cfg.eval.max_questions)
+    rag = {}
+    for backend in ("private", "extractive", "base-few-shot"):
+        r = evaluate(assistant, cases, backend, internal=False)
+        rag[backend] = {"answer_f1": round(r["answer_f1"], 3), "citation_accuracy": round(r["in_scope"][0], 3),
+                        "out_of_scope_refused": round(r["out_of_scope"][0], 3), "in_scope_cases": r["in_scope"][1],
+                        "out_of_scope_cases": r["out_of_scope"][1], "latency_p50_ms": round(r["latency_p50_ms"], 1)}
+    result = {"heldout": ppl, "rag": rag}
+    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    return result

@@ -1,0 +1,140 @@
+"""Stage 4 — instruction fine-tuning: grounded answers with citations, refusals, hand-offs and follow-ups built from
+the knowledge base (training/instructions.py), loss on the assistant's tokens only, EOS (<|im_end|>) learned.
+Raw insurance text is replayed in every batch so the model keeps its language modelling (perplexity) while it
+learns the format.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.config import ROOT, TrainConfig
+from training.data import read_jsonl
+from training.instructions import ExampleBuilder, kb_questions, save_jsonl
+from training.pretrain import pack
+from training.trainer import barrier, init_distributed, is_main, resolve_device, train
+
+IGNORE = -100
+
+
+def kb_dirs(cfg: TrainConfig) -> list[Path]:
+    return [ROOT / s.path for s in cfg.data.sources if s.kind == "kb"]
+
+
+def rag_components(cfg: TrainConfig, store_dir: Path):
+    """A store of the KB made by the real ingest pipeline, the real retriever and the extractive teacher."""
+    from assistant.embeddings import get_embedder
+    from assistant.generators.extractive import ExtractiveGenerator
+    from assistant.retrieve import HybridRetriever
+    from assistant.settings import get_settings
+    from assistant.store import KnowledgeStore
+    from ingest.pipeline import Ingestor
+
+    settings = get_settings()
+    store = KnowledgeStore(store_dir, settings.collection)
+    embedder = get_embedder(settings.embedding_model_path)
+    Ingestor(store, settings, embedder, progress=False).ingest(kb_dirs(cfg))
+    return settings, store, HybridRetriever(store, embedder, settings), ExtractiveGenerator(store, embedder, settings)
+
+
+def eval_questions(cfg: TrainConfig) -> set[str]:
+    out = set()
+    for d in kb_dirs(cfg):
+        f = d / "eval.jsonl"
+        if f.exists():
+            out |= {json.loads(ln)["question"] for ln in f.read_text().splitlines() if ln.strip()}
+    return out
+
+
+def encode(tok, messages: list[dict], answer: str, seq_len: int) -> tuple[list[int], list[int]]:
+    """(input_ids, labels): labels are -100 everywhere but the assistant's answer and its <|im_end|>."""
+    r = tok.apply_chat_template(messages + [{"role": "assistant", "content": answer}], tokenize=True,
+                                return_dict=True, return_assistant_tokens_mask=True)
+    ids, mask = r["input_ids"][:seq_len], r["assistant_masks"][:seq_len]
+    return ids, [t if m else IGNORE for t, m in zip(ids, mask)]
+
+
+def collate(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
+    n = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), n), IGNORE, dtype=torch.long)
+    attn = torch.zeros((len(rows), n), dtype=torch.long)
+    for i, (x, y) in enumerate(rows):
+        ids[i, :len(x)] = torch.tensor(x)
+        labels[i, :len(y)] = torch.tensor(y)
+        attn[i, :len(x)] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": attn}
+
+
+def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.trainer import dist_info
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    init_distributed(device)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    oc = cfg.sft
+    budget = min(oc.seq_len, cfg.model.max_position_embeddings) - cfg.eval.max_new_tokens
+
+    examples_file = out / "examples.jsonl"
+    if not examples_file.exists():  # building needs the embedder and a store: done once, then reused on resume
+        settings, store, retriever, teacher = rag_components(cfg, out / "store")
+        builder = ExampleBuilder(store, retriever, teacher, tok, settings, budget, cfg.sft_context_chunks, cfg.seed)
+        examples = builder.build(kb_questions(kb_dirs(cfg)[0], store, exclude=eval_questions(cfg)))
+        if not examples:
+            raise RuntimeError("no instruction examples could be built from the knowledge base")
+        if is_main():
+            save_jsonl(examples_file, examples)
+        barrier()
+    examples = read_jsonl(examples_file)
+    rng = random.Random(cfg.seed)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    n_val = max(1, len(examples) // 10)
+    encoded = [encode(tok, examples[i]["messages"], examples[i]["answer"], oc.seq_len) for i in order]
+    val_rows, train_rows = encoded[:n_val], encoded[n_val:]
+
+    replay = pack(tok, [d["text"] for d in read_jsonl(data_dir / "insurance.jsonl")])
+    n_replay = int(round(oc.batch_size * cfg.sft_replay_share))
+    rank = dist_info()[0]
+
+    def get_batch(step: int, micro: int) -> dict:
+        g = np.random.default_rng([cfg.seed, step, micro, rank])
+        rows = [train_rows[i] for i in g.integers(0, len(train_rows), size=oc.batch_size - n_replay)]
+        for s in g.integers(0, max(1, len(replay) - 256), size=n_replay):
+            window = replay[s:s + 256].tolist()
+            rows.append((window, window))
+        return collate(rows, tok.pad_token_id)
+
+    val_batches = [collate(val_rows[i:i + oc.batch_size], tok.pad_token_id) for i in range(0, len(val_rows), oc.batch_size)]
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    metrics = train(model, get_batch, oc, out, val_batches=val_batches[: oc.eval_batches], device=device,
+                    dtype=cfg.dtype, parallel=cfg.parallel, desc="sft")
+    barrier()
+    if is_main():
+        model.save_pretrained(out / "model")
+        tok.save_pretrained(out / "model")
+        write_prompt_file(cfg, out / "model")
+    kinds: dict[str, int] = {}
+    for e in examples:
+        kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
+    supervised = sum(sum(1 for t in y if t != IGNORE) for _, y in train_rows)
+    metrics.update(examples=len(examples), examples_by_kind=kinds, supervised_tokens=supervised,
+                   replay_share=cfg.sft_replay_share)
+    return metrics
+
+
+def write_prompt_file(cfg: TrainConfig, model_dir: Path) -> None:
+    from assistant.generators.private import PROMPT_FILE
+
+    (model_dir / PROMPT_FILE).write_text(json.dumps({"context_chunks": cfg.sft_context_chunks,
+                                                     "max_new_tokens": cfg.eval.max_new_tokens}))
