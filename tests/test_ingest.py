@@ -166,3 +166,22 @@ def test_cli_list_delete_and_exit_code(tmp_path):
     r = run("--delete", listed[0]["doc_id"], "--json")
     assert r.returncode == 0 and json.loads(r.stdout.splitlines()[0])["deleted"] == [listed[0]["doc_id"]]
     assert json.loads(run("--list", "--json").stdout) == []
+
+
+def test_reingest_restores_chunks_that_chroma_lost(tmp_path, ingestor, store):
+    """Manifest and Chroma disagree (a restored backup, a replaced Chroma folder): re-ingest heals the store."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Pet cover\n\nPet insurance pays vet fees up to EUR 3,000 a year.\n")
+    (docs / "b.md").write_text("# Boat cover\n\nBoat insurance covers theft of outboard engines.\n")
+    ingestor.ingest([docs])
+    lost = store.collections["public"].get(include=["metadatas"])
+    victim = [cid for cid, m in zip(lost["ids"], lost["metadatas"]) if m["doc_id"].endswith("b.md")]
+    store.collections["public"].delete(ids=victim)
+    store.collections["public"].add(ids=["orphan::1"], embeddings=[[0.0] * 383 + [1.0]], documents=["stray"],
+                                    metadatas=[{"doc_id": "gone.md", "source": "gone.md", "audience": "public", "title": ""}])
+    summary = ingestor.ingest([docs])
+    assert [d.endswith("b.md") for d in summary.updated] == [True] and summary.chunks_embedded == len(victim)
+    ids = store.all_ids()
+    assert "orphan::1" not in ids and set(victim) <= set(ids)
+    assert ingestor.ingest([docs]).chunks_embedded == 0

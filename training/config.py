@@ -136,7 +136,8 @@ PRESETS: dict[str, dict] = {
         tokenizer=dict(vocab_size=4096),
         model=dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=6,
                    num_key_value_heads=6, max_position_embeddings=512),
-        pretrain=dict(steps=700, batch_size=16, seq_len=256, lr=3e-3, warmup_steps=30, eval_every=100,
+        # 250 steps: the held-out loss is lowest near step 200; 700 steps drove it from 5.62 up to 6.35 (memorizing).
+        pretrain=dict(steps=250, batch_size=16, seq_len=256, lr=3e-3, warmup_steps=20, eval_every=50,
                       checkpoint_every=100),
         sft=dict(steps=300, batch_size=8, seq_len=512, lr=1e-3, warmup_steps=20, eval_every=100,
                  checkpoint_every=100),
