@@ -110,7 +110,7 @@ class Ingestor:
         with self.store.write_lock():
             known = self.store.manifest.hashes()
             for doc_id in self.store.inconsistent_documents():  # re-embed what Chroma lost
-                known.pop(doc_id, None)
+                known[doc_id] = ("", "stale")
             pending_docs: list[tuple[DocumentRecord, list]] = []
             pending_chunks = 0
             bar = tqdm(total=0, unit="chunk", desc="embedding", disable=not self.progress, leave=False)

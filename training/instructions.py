@@ -83,9 +83,12 @@ def kb_questions(kb_dir: Path, store, exclude: set[str]) -> list[str]:
                 last = heading.split("›")[-1].strip().lower()
                 product = re.sub(r"\s*(product sheet|policy wording|policy)\s*$", "", title, flags=re.I).strip()
                 qs.append(f"What should I know about {last} in {product}?")
-    norm = lambda q: " ".join(q.lower().split())  # noqa: E731
-    excluded = {norm(q) for q in exclude}
-    return [q for q in dict.fromkeys(q.strip() for q in qs if q.strip()) if norm(q) not in excluded]
+    excluded = {_norm(q) for q in exclude}
+    return [q for q in dict.fromkeys(q.strip() for q in qs if q.strip()) if _norm(q) not in excluded]
+
+
+def _norm(q: str) -> str:
+    return " ".join(re.findall(r"\w+", q.lower()))
 
 
 class ExampleBuilder:
@@ -125,7 +128,11 @@ class ExampleBuilder:
         messages, _ = self._prompt(question, hits)
         return Example(messages, template.format(contact=self.contact), kind, question)
 
-    def build(self, questions: list[str]) -> list[Example]:
+    def build(self, questions: list[str], exclude: set[str] = frozenset()) -> list[Example]:
+        """`exclude`: held-out evaluation questions; no example may use one, paraphrased or not."""
+        held = {_norm(q) for q in exclude}
+        keep = lambda qs: [q for q in qs if _norm(q) not in held]  # noqa: E731
+        questions = keep(questions)
         examples = []
         for q in questions:
             for template in self.rng.sample(PARAPHRASES, 2):
@@ -143,11 +150,11 @@ class ExampleBuilder:
             un = self.unanswerable(ex, self.rng.choice(grounded))
             if un:
                 examples.append(un)
-        for q in OUT_OF_SCOPE:
+        for q in keep(OUT_OF_SCOPE):
             examples.append(self.declined(q, REFUSAL, "refusal"))
-        for q in HANDOFF:
+        for q in keep(HANDOFF):
             examples.append(self.declined(q, HANDOFF_ANSWER, "handoff"))
-        for q in UNSAFE:
+        for q in keep(UNSAFE):
             examples.append(self.declined(q, UNSAFE_ANSWER, "unsafe"))
         self.rng.shuffle(examples)
         return examples

@@ -8,24 +8,14 @@ import unicodedata
 
 from datasketch import MinHash, MinHashLSH
 
+from assistant.guards.pii import PATTERNS as PII_PATTERNS, redact
+
 # Typographic punctuation folded to ASCII so the tokenizer does not learn two spellings of every quote and dash.
 _PUNCT = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": " - ",
                         "\u2026": "...", "\u00a0": " ", "\u2022": "-", "\u00b7": "-"})
 _SPACES = re.compile(r"[ \t]+")
 _BLANKS = re.compile(r"\n{3,}")
 _REPEAT_PUNCT = re.compile(r"([!?.,;:\-=_*#])\1{3,}")
-
-# Order matters: the most specific patterns first (a card number also looks like a phone number).
-PII_PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("EMAIL", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
-    ("CARD", re.compile(r"\b(?:\d[ -]?){13,19}\b")),
-    ("IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")),
-    ("POLICY", re.compile(r"\b(?:[A-Z]{2,4}-\d{5,}(?:-\d+)?|(?:policy|claim)\s*(?:no\.?|number|#)\s*:?\s*[A-Z0-9-]{5,})\b", re.I)),
-    ("ACCOUNT", re.compile(r"\b(?:account|acct|sort code)\s*(?:no\.?|number|#)?\s*:?\s*[\d -]{6,}\b", re.I)),
-    ("SSN", re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
-    ("PHONE", re.compile(r"(?<![\w])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,5}\)[ .-]?)?\d{3,5}[ .-]\d{3,4}(?:[ .-]\d{3,4})?(?![\w])")),
-]
-
 
 def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_PUNCT)
@@ -36,17 +26,13 @@ def normalize(text: str) -> str:
 
 
 def scrub_pii(text: str, keep: set[str] = frozenset()) -> tuple[str, dict[str, int]]:
-    """Replace personal data by typed placeholders (`<EMAIL>`, `<PHONE>`...). `keep`: strings that are not
-    personal (the insurer's own published phone numbers and addresses) and stay as they are."""
-    counts: dict[str, int] = {}
-    for label, pattern in PII_PATTERNS:
-        def sub(m, label=label):
-            if m.group(0).strip() in keep:
-                return m.group(0)
-            counts[label] = counts.get(label, 0) + 1
-            return f"<{label}>"
-        text = pattern.sub(sub, text)
-    return text, counts
+    """Replace personal data by typed placeholders (`<EMAIL>`, `<PHONE>`...) with the assistant's own detector.
+    `keep`: strings that are not personal (the insurer's published phone numbers and addresses)."""
+    r = redact(text, keep, names=False)
+    out = r.text
+    for ph in r.found:  # a training corpus needs the type, not which one
+        out = out.replace(ph, "<" + ph.strip("<>").rsplit("_", 1)[0] + ">")
+    return out, r.counts()
 
 
 def is_garbage(text: str, min_chars: int, max_symbol_ratio: float) -> str | None:

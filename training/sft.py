@@ -89,7 +89,8 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
     if not examples_file.exists():  # building needs the embedder and a store: done once, then reused on resume
         settings, store, retriever, teacher = rag_components(cfg, out / "store")
         builder = ExampleBuilder(store, retriever, teacher, tok, settings, budget, cfg.sft_context_chunks, cfg.seed)
-        examples = builder.build(kb_questions(kb_dirs(cfg)[0], store, exclude=eval_questions(cfg)))
+        held_out = eval_questions(cfg)
+        examples = builder.build(kb_questions(kb_dirs(cfg)[0], store, exclude=held_out), exclude=held_out)
         if not examples:
             raise RuntimeError("no instruction examples could be built from the knowledge base")
         if is_main():
