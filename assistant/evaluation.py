@@ -36,6 +36,8 @@ def token_f1(prediction: str, reference: str) -> float:
 def evaluate(assistant, cases: list[dict], backend: str, verbose: bool = False, internal: bool = True) -> dict:
     rows: dict[str, list[bool]] = {"in_scope": [], "out_of_scope": [], "internal_staff": [], "internal_customer": []}
     f1s, latencies = [], []
+    # Out-of-scope refusals split by who refused: retrieval (nothing relevant enough) or the backend itself.
+    oos_reached_backend, oos_declined_by_backend = 0, 0
     for case in cases:
         runs = []
         if case["must_refuse"]:
@@ -54,6 +56,9 @@ def evaluate(assistant, cases: list[dict], backend: str, verbose: bool = False, 
                 f1s.append(0.0 if ans.refused else token_f1(ans.answer, case["reference"]))
             else:
                 ok = ans.refused
+                if group == "out_of_scope" and not (ans.refusal_reason or "").startswith("no_context"):
+                    oos_reached_backend += 1
+                    oos_declined_by_backend += ans.refused
             rows[group].append(ok)
             if verbose and not ok:
                 cited = [(c.source, c.page) for c in ans.citations]
@@ -61,6 +66,8 @@ def evaluate(assistant, cases: list[dict], backend: str, verbose: bool = False, 
                       f"     {ans.answer[:200]!r}")
     result: dict = {g: (float(np.mean(v)) if v else None, len(v)) for g, v in rows.items()}
     result["answer_f1"] = float(np.mean(f1s)) if f1s else None
+    result["out_of_scope_reaching_backend"] = oos_reached_backend
+    result["out_of_scope_declined_by_backend"] = oos_declined_by_backend
     result["latency_p50_ms"] = float(np.percentile(latencies, 50)) if latencies else None
     result["latency_p95_ms"] = float(np.percentile(latencies, 95)) if latencies else None
     return result

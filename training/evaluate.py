@@ -105,7 +105,10 @@ def run(cfg: TrainConfig, run_dir: Path, out: Path) -> dict:
         r = evaluate(assistant, cases, backend, internal=False)
         rag[backend] = {"answer_f1": round(r["answer_f1"], 3), "citation_accuracy": round(r["in_scope"][0], 3),
                         "out_of_scope_refused": round(r["out_of_scope"][0], 3), "in_scope_cases": r["in_scope"][1],
-                        "out_of_scope_cases": r["out_of_scope"][1], "latency_p50_ms": round(r["latency_p50_ms"], 1)}
+                        "out_of_scope_cases": r["out_of_scope"][1],
+                        "out_of_scope_reaching_model": r["out_of_scope_reaching_backend"],
+                        "out_of_scope_declined_by_model": r["out_of_scope_declined_by_backend"],
+                        "latency_p50_ms": round(r["latency_p50_ms"], 1)}
     result = {"heldout": ppl, "rag": rag}
     (out / "eval.json").write_text(json.dumps(result, indent=2))
     return result
