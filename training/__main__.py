@@ -93,7 +93,7 @@ def cmd_models(reg, args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # pipes and CI logs: no truncated names
     if args.action == "list":
         table = Table("version", "preset", "status", "promoted", "created", "held-out ppl (aligned)", "private F1")
         for m in reg.versions():
