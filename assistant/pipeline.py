@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 from assistant.generators import BACKENDS, GenerationRequest, GeneratorUnavailable, Usage, build_generator
+from assistant.guards.hygiene import check_input
 from assistant.memory import condense_with_llm, heuristic_standalone
 from assistant.prompt import build_messages, cited_numbers
 from assistant.retrieve import HybridRetriever
@@ -68,6 +69,13 @@ class Assistant:
         if role not in ("customer", "staff"):
             raise ValueError(f"unknown role {role!r}: customer or staff")
         t0 = time.perf_counter()
+        question, problem, message = check_input(question)
+        if problem:  # nothing is retrieved or sent for an unusable message
+            answer = Answer(answer=message, refused=True, backend=backend, role=role,
+                            refusal_reason=f"invalid_input: {problem}", timings_ms={"total": (time.perf_counter() - t0) * 1000})
+            yield "token", message
+            yield "answer", answer
+            return
         gen = self.generator(backend)
         ok, why = gen.available()
         if not ok:

@@ -20,3 +20,13 @@ def test_not_personal_data_stays():
     assert redact(text, keep={"0800 555 0142"}).text == text
     assert "4111 1111 1111 1112" in redact("card 4111 1111 1111 1112").text  # fails the Luhn check: not a card
     assert luhn_ok("4111 1111 1111 1111") and not luhn_ok("4111 1111 1111 1112")
+
+
+def test_input_hygiene_answers_clearly_and_retrieves_nothing(kb_assistant):
+    for text, reason in [("", "empty"), ("   \x00 ", "empty"), ("x" * 2500, "too_long"), ("Is my \ufffd covered?", "encoding")]:
+        ans = kb_assistant.ask(text)
+        assert ans.refused and ans.refusal_reason == f"invalid_input: {reason}" and ans.answer
+        assert not ans.citations and "retrieve" not in ans.timings_ms
+    # Invisible control characters are removed, the question itself is answered.
+    ans = kb_assistant.ask("What is the deductible\u200b on renters\x07 insurance?")
+    assert not ans.refused and ans.citations
