@@ -136,14 +136,15 @@ def _collect_hf(source: Source) -> list[dict]:
     return out
 
 
-def _contact_strings(settings) -> set[str]:
+def _contact_strings(settings, kb_roots: list[Path]) -> set[str]:
     """The insurer's own published contact details are not personal data: they stay in the corpus."""
     from training.sanitize import PII_PATTERNS
 
     keep = set()
     texts = [settings.contact_fallback]
-    for f in (ROOT / "data" / "sample_kb").rglob("*contact*"):
-        texts.append(f.read_text(errors="replace"))
+    for root in kb_roots:
+        for f in root.rglob("*contact*"):
+            texts.append(f.read_text(errors="replace"))
     for text in texts:
         for _, pattern in PII_PATTERNS:
             keep |= {m.group(0).strip() for m in pattern.finditer(text)}
@@ -159,7 +160,7 @@ def run(cfg: TrainConfig, out: Path) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
-    keep_strings = _contact_strings(get_settings())
+    keep_strings = _contact_strings(get_settings(), [_resolve(s.path) for s in cfg.data.sources if s.kind == "kb"])
     card: dict = {"sources": {}, "pii_replaced": defaultdict(int), "dropped": defaultdict(int)}
     pool: list[dict] = []
     for src in cfg.data.sources:
