@@ -6,6 +6,7 @@ scope (`must_refuse`: refused), or internal (answered for staff, refused for cus
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import Counter
@@ -14,6 +15,13 @@ import numpy as np
 
 _TOKEN = re.compile(r"\w+")
 _CITE = re.compile(r"\[\d+\]")
+
+
+def load_cases(path) -> list[dict]:
+    """The cases of an eval.jsonl file."""
+    from pathlib import Path
+
+    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
 
 
 def cites_source(answer, case: dict) -> bool:

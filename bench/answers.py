@@ -26,7 +26,7 @@ def main() -> None:
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args()
 
-    from assistant.evaluation import evaluate
+    from assistant.evaluation import evaluate, load_cases
     from assistant.pipeline import Assistant
     from assistant.settings import get_settings
     from ingest.pipeline import Ingestor
@@ -35,7 +35,7 @@ def main() -> None:
     assistant = Assistant(settings)
     summary = Ingestor(assistant.store, settings, assistant.embedder, progress=False).ingest([ROOT / "data" / "sample_kb"])
     print(f"ingest: {summary.line()}")
-    cases = [json.loads(line) for line in args.eval.read_text().splitlines() if line.strip()]
+    cases = load_cases(args.eval)
     available = assistant.backends()
     out = {}
     for backend in args.backends.split(","):

@@ -124,6 +124,7 @@ def cmd_models(reg, args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from assistant.settings import get_settings
     from training.config import load_config
+    from training.data import DataError
     from training.registry import Registry, RegistryError
 
     p = argparse.ArgumentParser(prog="python -m training", description=__doc__,
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run_stage(reg, args.version, args.command, args.force)
         return 0
-    except (RegistryError, ValueError, FileNotFoundError, RuntimeError) as e:
+    except (RegistryError, DataError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

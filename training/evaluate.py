@@ -71,7 +71,9 @@ class FewShotBase:
 
 
 def eval_cases(kb_dir: Path, limit: int | None) -> list[dict]:
-    cases = [json.loads(ln) for ln in (kb_dir / "eval.jsonl").read_text().splitlines() if ln.strip()]
+    from assistant.evaluation import load_cases
+
+    cases = load_cases(kb_dir / "eval.jsonl")
     cases = [c for c in cases if c["audience"] == "public" or c["must_refuse"]]  # a customer-facing model
     if limit:
         ins = [c for c in cases if not c["must_refuse"]]

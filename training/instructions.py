@@ -74,15 +74,13 @@ def kb_questions(kb_dir: Path, store, exclude: set[str]) -> list[str]:
         elif f.suffix == ".md":
             qs += [m.group(1).strip() for m in re.finditer(r"^#{2,4}\s+(.+\?)\s*$", f.read_text(), re.M)]
     seen_heads = set()
-    for aud in ("public",):
-        got = store.collections[aud].get(include=["metadatas"])
-        for meta in got["metadatas"]:
-            title, heading = meta.get("title", ""), meta.get("heading", "")
-            if heading and "?" not in heading and (title, heading) not in seen_heads:
-                seen_heads.add((title, heading))
-                last = heading.split("›")[-1].strip().lower()
-                product = re.sub(r"\s*(product sheet|policy wording|policy)\s*$", "", title, flags=re.I).strip()
-                qs.append(f"What should I know about {last} in {product}?")
+    for meta in store.collections["public"].get(include=["metadatas"])["metadatas"]:  # customers' documents only
+        title, heading = meta.get("title", ""), meta.get("heading", "")
+        if heading and "?" not in heading and (title, heading) not in seen_heads:
+            seen_heads.add((title, heading))
+            last = heading.split("›")[-1].strip().lower()
+            product = re.sub(r"\s*(product sheet|policy wording|policy)\s*$", "", title, flags=re.I).strip()
+            qs.append(f"What should I know about {last} in {product}?")
     excluded = {_norm(q) for q in exclude}
     return [q for q in dict.fromkeys(q.strip() for q in qs if q.strip()) if _norm(q) not in excluded]
 

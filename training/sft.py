@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from training.config import ROOT, TrainConfig
-from training.data import read_jsonl
+from training.data import DataError, read_jsonl
 from training.instructions import ExampleBuilder, kb_questions, save_jsonl
 from training.pretrain import pack
 from training.trainer import barrier, init_distributed, is_main, resolve_device, train
@@ -43,12 +43,9 @@ def rag_components(cfg: TrainConfig, store_dir: Path):
 
 
 def eval_questions(cfg: TrainConfig) -> set[str]:
-    out = set()
-    for d in kb_dirs(cfg):
-        f = d / "eval.jsonl"
-        if f.exists():
-            out |= {json.loads(ln)["question"] for ln in f.read_text().splitlines() if ln.strip()}
-    return out
+    from assistant.evaluation import load_cases
+
+    return {c["question"] for d in kb_dirs(cfg) if (d / "eval.jsonl").exists() for c in load_cases(d / "eval.jsonl")}
 
 
 def encode(tok, messages: list[dict], answer: str, seq_len: int) -> tuple[list[int], list[int]]:
@@ -92,7 +89,7 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
         held_out = eval_questions(cfg)
         examples = builder.build(kb_questions(kb_dirs(cfg)[0], store, exclude=held_out), exclude=held_out)
         if not examples:
-            raise RuntimeError("no instruction examples could be built from the knowledge base")
+            raise DataError("no instruction examples could be built from the knowledge base")
         if is_main():
             save_jsonl(examples_file, examples)
         barrier()

@@ -60,7 +60,7 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("this preset needs a CUDA GPU and none is visible; use a cpu-* preset here")
+        raise ValueError("this preset needs a CUDA GPU and none is visible; use a cpu-* preset here")
     if name == "cuda":
         return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     return name
