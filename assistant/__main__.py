@@ -1,4 +1,4 @@
-"""python -m assistant retrieve|ask|chat|config — the assistant from the terminal."""
+"""python -m assistant retrieve|ask|chat|log|feedback|forget|config — the assistant from the terminal."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ def _print_answer(ans, as_json: bool) -> None:
     print(ans.answer)
     if ans.refused:
         print(f"\n(refused: {ans.refusal_reason})")
+    if ans.handoff:
+        print(f"(handed off to a person: {ans.handoff})")
     for c in ans.citations:
         print(f"  [{c.n}] {c.source}" + (f", page {c.page}" if c.page else "") + f"  ({c.doc_id})")
 
@@ -50,9 +52,11 @@ def _print_answer(ans, as_json: bool) -> None:
 def cmd_ask(args) -> int:
     from assistant.generators import GeneratorUnavailable
 
+    from assistant.session import Session
+
     a = _assistant(args)
     try:
-        ans = a.ask(args.question, role=args.audience, backend=args.backend)
+        ans = a.ask(args.question, role=args.audience, backend=args.backend, session=Session(user_id=args.user))
     except GeneratorUnavailable as e:
         print(f"error: backend '{args.backend or a.settings.backend}' unavailable: {e}", file=sys.stderr)
         return 2
@@ -63,8 +67,10 @@ def cmd_ask(args) -> int:
 def cmd_chat(args) -> int:
     from assistant.generators import GeneratorUnavailable
 
+    from assistant.session import Session
+
     a = _assistant(args)
-    history: list[tuple[str, str]] = []
+    session = Session(user_id=args.user)
     print(f"Brightwater Mutual assistant ({args.backend or a.settings.backend}, {args.audience}). Empty line or Ctrl-D quits.")
     while True:
         try:
@@ -76,7 +82,7 @@ def cmd_chat(args) -> int:
         try:
             answer = None
             sys.stdout.write("assistant> ")
-            for kind, value in a.stream(q, role=args.audience, backend=args.backend, history=history):
+            for kind, value in a.stream(q, role=args.audience, backend=args.backend, session=session):
                 if kind == "token":
                     sys.stdout.write(value)
                     sys.stdout.flush()
@@ -85,10 +91,56 @@ def cmd_chat(args) -> int:
             print()
             for c in answer.citations:
                 print(f"  [{c.n}] {c.source}" + (f", page {c.page}" if c.page else ""))
-            history.append((q, answer.answer))
+            print(f"  (answered for a {answer.role}; rate it: python -m assistant feedback rate {answer.interaction_id} up|down)")
         except GeneratorUnavailable as e:
             print(f"\nerror: {e}")
             return 2
+    return 0
+
+
+def _audit(args):
+    from assistant.audit import AuditLog
+
+    s = _settings(args)
+    return AuditLog(args.db or s.audit_path)
+
+
+def cmd_log(args) -> int:
+    rows = _audit(args).interactions(user_id=args.user, limit=args.limit)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for r in rows:
+        flags = ("refused " if r["refused"] else "") + (f"handoff:{r['handoff']} " if r["handoff"] else "")
+        failed = [v["rail"] for v in r["verdicts"] if not v["passed"]]
+        rating = {1: " 👍", -1: " 👎"}.get(r["rating"], "")
+        print(f"{r['id']}  {r['user_id']}  {r['role']}/{r['backend']}  {flags}{'guards:' + ','.join(failed) if failed else ''}{rating}\n"
+              f"    Q: {r['question'][:120]}\n    A: {r['answer'][:120]}")
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    log = _audit(args)
+    if args.action == "rate":
+        try:
+            log.rate(args.interaction, 1 if args.rating == "up" else -1, args.comment)
+        except KeyError as e:
+            print(f"error: {e.args[0]}", file=sys.stderr)
+            return 2
+        print(f"recorded {args.rating} for {args.interaction}")
+    else:
+        counts = log.export(args.out)
+        print(" · ".join(f"{n} {k}" for k, n in counts.items()) + f" → {args.out}")
+    return 0
+
+
+def cmd_forget(args) -> int:
+    try:
+        n = _audit(args).forget(args.user, args.reason)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"deleted {n} interaction(s) of user {args.user!r}; the deletion is in the audit events")
     return 0
 
 
@@ -119,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--audience", "--role", dest="audience", choices=["customer", "staff"], default="customer",
                         help="who is asking: customers see public documents only")
         sp.add_argument("--json", action="store_true")
+        sp.add_argument("--user", default="cli", help="user id recorded in the audit log")
 
     r = sub.add_parser("retrieve", help="show the passages retrieved for a question")
     r.add_argument("question")
@@ -136,6 +189,35 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--backend", choices=["hosted", "extractive", "private"])
     common(c)
     c.set_defaults(func=cmd_chat)
+
+    def audit_args(sp):
+        sp.add_argument("--db", type=Path, help="audit log (default: settings audit_path)")
+        sp.add_argument("--store", type=Path, help=argparse.SUPPRESS)
+
+    lg = sub.add_parser("log", help="recent interactions from the audit log (redacted)")
+    lg.add_argument("--user", help="only this user's interactions")
+    lg.add_argument("--limit", type=int, default=20)
+    lg.add_argument("--json", action="store_true")
+    audit_args(lg)
+    lg.set_defaults(func=cmd_log)
+
+    fb = sub.add_parser("feedback", help="rate an interaction, or export rated ones for evaluation and training")
+    fsub = fb.add_subparsers(dest="action", required=True)
+    fr = fsub.add_parser("rate", help="thumbs up or down, with an optional comment")
+    fr.add_argument("interaction")
+    fr.add_argument("rating", choices=["up", "down"])
+    fr.add_argument("--comment")
+    audit_args(fr)
+    fe = fsub.add_parser("export", help="eval_cases / sft_candidates / dpo_candidates .jsonl")
+    fe.add_argument("--out", type=Path, default=Path("var/feedback"))
+    audit_args(fe)
+    fb.set_defaults(func=cmd_feedback)
+
+    fg = sub.add_parser("forget", help="delete a user's conversation data (recorded as an audit event)")
+    fg.add_argument("--user", required=True)
+    fg.add_argument("--reason", required=True, help="e.g. the data-subject request's reference")
+    audit_args(fg)
+    fg.set_defaults(func=cmd_forget)
 
     cf = sub.add_parser("config", help="print the configuration table")
     cf.set_defaults(func=cmd_config)

@@ -13,6 +13,8 @@ from collections import Counter
 
 import numpy as np
 
+from assistant.pipeline import BEFORE_BACKEND
+
 _TOKEN = re.compile(r"\w+")
 _CITE = re.compile(r"\[\d+\]")
 
@@ -64,7 +66,7 @@ def evaluate(assistant, cases: list[dict], backend: str, verbose: bool = False, 
                 f1s.append(0.0 if ans.refused else token_f1(ans.answer, case["reference"]))
             else:
                 ok = ans.refused
-                if group == "out_of_scope" and not (ans.refusal_reason or "").startswith("no_context"):
+                if group == "out_of_scope" and (ans.refusal_reason or "").split(":")[0] not in BEFORE_BACKEND:
                     oos_reached_backend += 1
                     oos_declined_by_backend += ans.refused
             rows[group].append(ok)

@@ -1,20 +1,58 @@
-"""The assistant: question → standalone question → retrieve → grounded prompt → generate → answer.
+"""The assistant: question → input rails → standalone question → retrieve → sanitize → generate → output rails → answer.
 
 `stream()` yields events so every entry point (CLI, Streamlit, HTTP) shares one code path:
-("status", text) while working, ("token", text) for answer text, and finally ("answer", Answer).
+("status", text) while working, ("token", text) for answer text that has passed the output rails, and finally
+("answer", Answer). The concatenated tokens are exactly the final answer: nothing unchecked is ever shown.
+Personal data is redacted before retrieval, before any backend and before the audit log; the customer's own
+references are restored only in what this session shows.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from assistant.generators import BACKENDS, GenerationRequest, GeneratorUnavailable, Usage, build_generator
+from assistant.guards.base import Verdict, rail_config
+from assistant.guards.context import sanitize_hits
+from assistant.guards.guardrails import Guardrails
 from assistant.guards.hygiene import check_input
+from assistant.guards.pii import Redaction
 from assistant.memory import condense_with_llm, heuristic_standalone
-from assistant.prompt import build_messages, cited_numbers
+from assistant.prompt import build_messages
 from assistant.retrieve import HybridRetriever
 from assistant.schema import Answer, Citation, Hit
+from assistant.session import Session
+
+REFUSAL = "I'm sorry, I can't find the answer to that in our documents, so I can't answer it reliably. Please contact us: {contact}."
+# Refusals decided before any backend ran (the rail's name is the reason's prefix).
+BEFORE_BACKEND = ("invalid_input", "injection", "abuse", "topic", "no_context")
+
+
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
+_PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+>")
+
+
+def without_introductions(text: str) -> str:
+    """The message without sentences that only introduce the customer ("My name is <NAME_1>, policy <POLICY_1>."):
+    personal references do not help retrieval, and their words would dilute the question."""
+    parts = _SENTENCES.split(text)
+    kept = [p for p in parts if not _PLACEHOLDER.search(p) or p.rstrip().endswith("?")]
+    return " ".join(kept) if kept else text
+
+
+@dataclass
+class _Turn:
+    """What one turn produced, before hand-off, restoring and logging."""
+
+    text: str  # redacted: what backends and the log may see
+    refused: bool
+    reason: str | None = None
+    citations: list[Citation] = field(default_factory=list)
+    streamed: bool = False  # its text already went out as tokens
+    usage: dict = field(default_factory=dict)
 
 
 class Assistant:
@@ -33,7 +71,17 @@ class Assistant:
         self.store = store
         self.embedder = embedder
         self.retriever = HybridRetriever(store, embedder, self.settings)
+        self.guards = Guardrails(self.settings, store, embedder, self.retriever)
+        self._audit = None
         self._generators: dict = {}
+
+    @property
+    def audit(self):
+        if self._audit is None and self.settings.audit_enabled:
+            from assistant.audit import AuditLog
+
+            self._audit = AuditLog(self.settings.audit_path, keep=self.guards.published)
+        return self._audit
 
     def generator(self, name: str):
         if name not in self._generators:
@@ -55,69 +103,127 @@ class Assistant:
         return heuristic_standalone(question, history)
 
     def ask(self, question: str, role: str = "customer", backend: str | None = None,
-            history: list[tuple[str, str]] | None = None) -> Answer:
+            history: list[tuple[str, str]] | None = None, session: Session | None = None) -> Answer:
         answer = None
-        for kind, value in self.stream(question, role, backend, history):
+        for kind, value in self.stream(question, role, backend, history, session):
             if kind == "answer":
                 answer = value
         return answer
 
     def stream(self, question: str, role: str = "customer", backend: str | None = None,
-               history: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, object]]:
+               history: list[tuple[str, str]] | None = None, session: Session | None = None
+               ) -> Iterator[tuple[str, object]]:
         backend = backend or self.settings.backend
-        history = history or []
+        session = session or Session(history=list(history or []))
         if role not in ("customer", "staff"):
             raise ValueError(f"unknown role {role!r}: customer or staff")
         t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        verdicts: list[Verdict] = []
+        standalone = None
         question, problem, message = check_input(question)
         if problem:  # nothing is retrieved or sent for an unusable message
-            answer = Answer(answer=message, refused=True, backend=backend, role=role,
-                            refusal_reason=f"invalid_input: {problem}", timings_ms={"total": (time.perf_counter() - t0) * 1000})
-            yield "token", message
-            yield "answer", answer
-            return
-        gen = self.generator(backend)
-        ok, why = gen.available()
-        if not ok:
-            raise GeneratorUnavailable(why)
+            verdicts.append(Verdict("hygiene", False, problem))
+            turn, handoff, redacted = _Turn(message, True, f"invalid_input: {problem}"), None, question
+        else:
+            gen = self.generator(backend)
+            ok, why = gen.available()
+            if not ok:
+                raise GeneratorUnavailable(why)
+            t = time.perf_counter()
+            vector = self.embedder.embed_one(self.guards.redact(question, session.pii)[0].text)
+            timings["embed"] = (time.perf_counter() - t) * 1000
+            decision = self.guards.check_input(question, session.pii, vector)
+            verdicts += decision.verdicts
+            timings["guard_input"] = sum(v.ms for v in decision.verdicts)
+            session.pii = decision.redaction.found
+            redacted, handoff = decision.redaction.text, decision.handoff
+            if decision.blocked_by:
+                turn = _Turn(decision.message, True, f"{decision.blocked_by}: {verdicts[-1].detail}")
+            elif handoff == "request":  # the person is the answer: nothing to retrieve
+                text, citations = self.guards.handoff_answer(handoff, role)
+                turn = _Turn(text, False, citations=citations)
+            else:
+                asked = without_introductions(redacted)
+                standalone = self.standalone(asked, session.history, backend) if session.history else asked
+                turn = yield from self._generate(standalone, role, gen, session, timings, verdicts)
 
-        standalone = self.standalone(question, history, backend) if history else question
-        yield "status", "searching the documents"
-        hits = self.retriever.retrieve(standalone, role=role)
-        t_retrieved = time.perf_counter()
-        timings = {"retrieve": (t_retrieved - t0) * 1000}
-        if not hits:
-            answer = self._refusal(backend, role, "no_context: nothing in the documents is relevant enough to answer")
-            answer.standalone_question = standalone if standalone != question else None
-            answer.timings_ms = {**timings, "generate": 0.0, "total": timings["retrieve"]}
-            yield "token", answer.answer
-            yield "answer", answer
-            return
+        counted = turn.refused and (turn.reason or "").split(":")[0] in rail_config("handoff")["counted_refusals"]
+        if counted and handoff is None and session.refusals_in_row + 1 >= rail_config("handoff")["refusals_in_row"]:
+            handoff = "refusals"
+        if handoff and handoff != "request":
+            note, citations = self.guards.handoff_answer(handoff, role)
+            if turn.refused:  # the escalation replaces the refusal
+                turn = _Turn(note, True, turn.reason, citations)
+            else:  # the answer stands; a person is offered too
+                turn.text += "\n\n" + note.replace("[1]", f"[{len(turn.citations) + 1}]")
+                yield "token", session.restore("\n\n" + note.replace("[1]", f"[{len(turn.citations) + 1}]"))
+                turn.citations += [Citation(**{**c.to_json(), "n": len(turn.citations) + 1}) for c in citations]
+        if not turn.streamed:
+            yield "token", session.restore(turn.text)
 
-        request = GenerationRequest(standalone, hits, build_messages(standalone, hits, self.settings.contact_fallback, history), history)
-        usage = Usage()
-        parts = []
-        yield "status", "writing the answer"
-        for piece in gen.stream(request, usage):
-            parts.append(piece)
-            yield "token", piece
-        text = "".join(parts).strip()
-        t_done = time.perf_counter()
-        numbers = cited_numbers(text, len(hits))
-        citations = [self._citation(n, hits[n - 1]) for n in numbers]
-        # A grounded answer cites its context; an answer citing nothing is the model declining (rule 3).
-        refused = not citations
-        if refused and not text:  # a model that produced nothing still owes the customer a way forward
-            text = self._refusal(backend, role, "").answer
-            yield "token", text
-        answer = Answer(
-            answer=text, refused=refused, backend=backend, role=role,
-            refusal_reason="not_in_context: the retrieved passages do not answer the question" if refused else None,
-            citations=citations, standalone_question=standalone if standalone != question else None,
-            timings_ms={**timings, "generate": (t_done - t_retrieved) * 1000, "total": (t_done - t0) * 1000},
-        )
-        answer.usage = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+        timings["guard"] = sum(timings.get(k, 0.0) for k in ("guard_input", "guard_context", "guard_output"))
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        answer = Answer(answer=session.restore(turn.text), refused=turn.refused, backend=backend, role=role,
+                        refusal_reason=turn.reason, citations=turn.citations, handoff=handoff,
+                        standalone_question=standalone if standalone not in (None, redacted) else None,
+                        timings_ms=timings, guards=[v.to_json() for v in verdicts], session_id=session.session_id)
+        answer.usage = turn.usage
+        if counted or not turn.refused:
+            session.refusals_in_row = session.refusals_in_row + 1 if counted else 0
+        session.history.append((redacted, turn.text))
+        if self.audit is not None:
+            answer.interaction_id = self.audit.record(
+                user_id=session.user_id, session_id=session.session_id, role=role, backend=backend, question=redacted,
+                answer=turn.text, refused=turn.refused, refusal_reason=turn.reason, handoff=handoff,
+                citations=[c.to_json() | {"snippet": ""} for c in turn.citations], verdicts=answer.guards,
+                timings=timings, pii_counts=Redaction("", session.pii).counts())
         yield "answer", answer
+
+    def _generate(self, standalone: str, role: str, gen, session: Session, timings: dict, verdicts: list[Verdict]):
+        """Retrieve, sanitize, generate and check sentence by sentence; yields checked tokens, returns the _Turn."""
+        yield "status", "searching the documents"
+        t = time.perf_counter()
+        hits = self.retriever.retrieve(standalone, role=role)
+        timings["retrieve"] = (time.perf_counter() - t) * 1000
+        if not hits:
+            return _Turn(REFUSAL.format(contact=self.settings.contact_fallback), True,
+                         "no_context: nothing in the documents is relevant enough to answer")
+        hits, ctx = sanitize_hits(hits)
+        verdicts.append(ctx)
+        timings["guard_context"] = ctx.ms
+        request = GenerationRequest(standalone, hits, build_messages(standalone, hits, self.settings.contact_fallback,
+                                                                     session.history), session.history)
+        usage = Usage()
+        check = self.guards.output.start(hits, role, own_pii=set(session.pii.values()))
+        yield "status", "writing the answer"
+        t_gen, guard_ms, streamed = time.perf_counter(), 0.0, False
+        for piece in gen.stream(request, usage):
+            t = time.perf_counter()
+            ready = check.feed(piece)
+            guard_ms += (time.perf_counter() - t) * 1000
+            for sentence in ready:
+                streamed = True
+                yield "token", session.restore(sentence)
+        t = time.perf_counter()
+        for sentence in check.finish():
+            streamed = True
+            yield "token", session.restore(sentence)
+        guard_ms += (time.perf_counter() - t) * 1000
+        timings["generate"] = (time.perf_counter() - t_gen) * 1000 - guard_ms
+        timings["guard_output"] = guard_ms
+        verdicts += check.verdicts or [Verdict("output", True, ms=guard_ms)]
+        used = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+        if check.refused:
+            # A grounded answer cites its context: an answer citing nothing is the model declining (or everything
+            # it said failed the checks). Either way the user gets the safe fallback, never the raw text.
+            dropped = [v for v in check.verdicts if not v.passed] if check.raw_cited else []
+            reason = (f"output_guard: {dropped[0].rail}: {dropped[0].detail}" if dropped else
+                      "not_in_context: the retrieved passages do not answer the question")
+            text = (rail_config("output")["fallback"] if dropped else REFUSAL).format(contact=self.settings.contact_fallback)
+            return _Turn(text, True, reason, usage=used)
+        citations = [self._citation(n, hits[n - 1]) for n in check.cited]
+        return _Turn(check.text, False, citations=citations, streamed=streamed, usage=used)
 
     @staticmethod
     def _citation(n: int, hit: Hit) -> Citation:
@@ -125,7 +231,3 @@ class Assistant:
         return Citation(n=n, doc_id=c.doc_id, source=c.source, page=c.page, chunk_id=c.chunk_id,
                         score=round(hit.score, 6), snippet=c.text[:400])
 
-    def _refusal(self, backend: str, role: str, reason: str) -> Answer:
-        text = ("I'm sorry, I can't find the answer to that in our documents, so I can't answer it reliably. "
-                f"Please contact us: {self.settings.contact_fallback}.")
-        return Answer(answer=text, refused=True, backend=backend, role=role, refusal_reason=reason)

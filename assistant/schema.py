@@ -95,6 +95,10 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     standalone_question: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
+    handoff: str | None = None  # why a person was offered: request | self_harm | distress | anger | refusals
+    guards: list[dict] = field(default_factory=list)  # every rail's verdict
+    session_id: str | None = None
+    interaction_id: str | None = None  # the audit log's id: feedback refers to it
 
     def to_json(self) -> dict:
         return {
@@ -106,5 +110,9 @@ class Answer:
             "role": self.role,
             "standalone_question": self.standalone_question,
             "usage": self.usage,
+            "handoff": self.handoff,
+            "guards": self.guards,
+            "session_id": self.session_id,
+            "interaction_id": self.interaction_id,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }

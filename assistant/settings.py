@@ -86,11 +86,19 @@ class Settings(BaseSettings):
         None, description="Explicit Hugging Face model folder for the private backend (overrides the registry)."
     )
 
+    # --- audit log ----------------------------------------------------------------------------------------------
+    audit_enabled: bool = Field(True, description="Log every interaction (redacted), its guard verdicts and latencies.")
+    audit_db: Path | None = Field(None, description="SQLite audit log; empty = `audit.sqlite` beside the store folder.")
+
     # --- contact channel (used in refusals when no document says better) ---------------------------------------
     contact_fallback: str = Field(
         "Brightwater Mutual customer service: 0800 555 0142 (Mon-Fri 8:00-20:00, Sat 9:00-13:00) or help@brightwater-mutual.example",
         description="Contact channel offered when the documents do not answer.",
     )
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit_db or Path(self.store_dir).parent / "audit.sqlite"
 
     @property
     def embedding_model_path(self) -> str:

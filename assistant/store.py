@@ -369,6 +369,13 @@ class KnowledgeStore:
             out += [Chunk.from_store(cid, t, m) for cid, t, m in zip(got["ids"], got["documents"], got["metadatas"])]
         return out
 
+    def texts(self, audience: str) -> list[str]:
+        """Every chunk text of one audience (paged: bounded memory per round trip)."""
+        col, out = self.collections[audience], []
+        for offset in range(0, self.bm25().counts.get(audience, 0), 5000):
+            out += col.get(include=["documents"], limit=5000, offset=offset)["documents"]
+        return out
+
     def all_ids(self) -> list[str]:
         return [cid for col in self.collections.values() for cid in col.get(include=[])["ids"]]
 

@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(summary.line())
         for path, reason in summary.failed:
             console.print(f"[red]failed[/] {path}: {reason}")
+        for doc_id, line in summary.flagged:
+            console.print(f"[yellow]flagged[/] {doc_id}: instruction-like text (neutralized when answering): {line!r}")
         if not summary.ok:
             rc = 1
 

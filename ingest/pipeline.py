@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from assistant.guards.injection import instruction_lines
 from assistant.store import DocumentRecord, KnowledgeStore
 from ingest.chunk import chunk_document
 from ingest.loaders import LoadedDoc, LoadError, load_file, path_id, sha256
@@ -28,6 +29,7 @@ class IngestSummary:
     skipped: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    flagged: list[tuple[str, str]] = field(default_factory=list)  # (doc_id, instruction-like line): kept, neutralized at answer time
     chunks_embedded: int = 0
     seconds: float = 0.0
 
@@ -39,12 +41,14 @@ class IngestSummary:
         return {
             "added": len(self.added), "updated": len(self.updated), "skipped": len(self.skipped),
             "removed": len(self.removed), "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "flagged": [{"doc_id": d, "line": line} for d, line in self.flagged],
             "chunks_embedded": self.chunks_embedded, "seconds": round(self.seconds, 2),
         }
 
     def line(self) -> str:
         return (f"added {len(self.added)} · updated {len(self.updated)} · skipped {len(self.skipped)} · "
-                f"removed {len(self.removed)} · failed {len(self.failed)} · {self.chunks_embedded} chunks embedded "
+                f"removed {len(self.removed)} · failed {len(self.failed)} · flagged {len(self.flagged)} · "
+                f"{self.chunks_embedded} chunks embedded "
                 f"in {self.seconds:.1f}s")
 
 
@@ -156,6 +160,9 @@ class Ingestor:
             chunks = chunk_document(doc, aud, self.settings.chunk_size, self.settings.chunk_overlap)
             if not chunks:
                 raise LoadError(f"document {doc.doc_id} produced no text chunks")
+            # Indirect injection: reported here, neutralized in every answer's context (assistant/guards/context.py).
+            flagged = dict.fromkeys((doc.doc_id, line[:160]) for c in chunks for line in instruction_lines(c.text))
+            summary.flagged += list(flagged)
             (summary.updated if prev else summary.added).append(doc.doc_id)
             record = DocumentRecord(doc.doc_id, doc.source, doc.path, digest, len(chunks), aud, doc.title,
                                     time.time(), "ok", "")

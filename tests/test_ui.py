@@ -45,3 +45,17 @@ def test_empty_store_shows_a_message(monkeypatch, tmp_path):
     at = _app(monkeypatch, tmp_path / "empty")
     assert not at.exception
     assert any("No documents yet" in i.value for i in at.info)
+
+
+def test_feedback_buttons_write_the_audit_log(monkeypatch, kb_copy):
+    from assistant.audit import AuditLog
+
+    at = _app(monkeypatch, kb_copy)
+    at.chat_input[0].set_value("How long is the cooling-off period?").run()
+    assert not at.exception
+    at.feedback[0].set_value(0).run()  # thumbs down asks what was wrong
+    at.text_input[0].set_value("It should mention life insurance first").run()
+    assert not at.exception
+    rows = AuditLog(kb_copy.parent / "audit.sqlite").interactions()
+    assert rows[0]["question"] == "How long is the cooling-off period?"
+    assert rows[0]["rating"] == -1 and rows[0]["comment"] == "It should mention life insurance first"

@@ -23,7 +23,30 @@ def get_assistant(store_dir: str):
     from assistant.pipeline import Assistant
     from assistant.settings import get_settings
 
-    return Assistant(get_settings().model_copy(update={"store_dir": Path(store_dir)}))
+    assistant = Assistant(get_settings().model_copy(update={"store_dir": Path(store_dir)}))
+    assistant.guards.warm_up()  # the first customer should not wait for the rails' anchors to be embedded
+    return assistant
+
+
+def record_feedback(assistant, interaction_id: str, key: str) -> None:
+    """Thumbs up/down (and an optional comment) into the audit log: the evaluation loop's input."""
+    rating = st.session_state.get(f"fb-{key}")
+    if rating is None or assistant.audit is None:
+        return
+    assistant.audit.rate(interaction_id, 1 if rating == 1 else -1, st.session_state.get(f"fbc-{key}") or None)
+
+
+def render_feedback(assistant, message: dict, key: str) -> None:
+    iid = message.get("interaction_id")
+    if not iid or assistant.audit is None:
+        return
+    cols = st.columns([1, 6])
+    with cols[0]:
+        st.feedback("thumbs", key=f"fb-{key}", on_change=record_feedback, args=(assistant, iid, key))
+    with cols[1]:
+        if st.session_state.get(f"fb-{key}") == 0:  # thumbs down: ask what was wrong
+            st.text_input("What was wrong? (optional)", key=f"fbc-{key}", on_change=record_feedback,
+                          args=(assistant, iid, key), label_visibility="collapsed", placeholder="What was wrong? (optional)")
 
 
 def render_sources(citations) -> None:
@@ -55,6 +78,7 @@ def main() -> None:
                         help="Customers see public documents only; staff also see internal manuals.")
         if st.button("New conversation"):
             st.session_state.messages = []
+            st.session_state.pop("session", None)
         docs = assistant.store.count()
         st.caption(f"{docs} passages in the knowledge base")
 
@@ -62,19 +86,28 @@ def main() -> None:
         st.info("No documents yet. Ingest some with `python -m ingest data/sample_kb` (or `make run`).")
         return
 
+    from assistant.session import Session
+
     messages = st.session_state.setdefault("messages", [])
-    for m in messages:
+    # Redacted history and the customer's own references live in this browser session only.
+    if "session" not in st.session_state:
+        st.session_state.session = Session()
+        st.session_state.session.user_id = f"web-{st.session_state.session.session_id[:12]}"
+    session = st.session_state.session
+    for i, m in enumerate(messages):
         with st.chat_message(m["role"]):
             st.markdown(m["content"])
             if m["role"] == "assistant":
                 render_sources(m.get("citations", []))
+                if m.get("caption"):
+                    st.caption(m["caption"])
+                render_feedback(assistant, m, str(i))
 
     question = st.chat_input("Ask about your cover, claims, payments…")
     if not question:
         return
     with st.chat_message("user"):
         st.markdown(question)
-    history = [(messages[i]["content"], messages[i + 1]["content"]) for i in range(0, len(messages) - 1, 2)]
     messages.append({"role": "user", "content": question})
 
     with st.chat_message("assistant"):
@@ -85,7 +118,7 @@ def main() -> None:
         final = {}
 
         def tokens():
-            for kind, value in assistant.stream(question, role=role, backend=backend, history=history):
+            for kind, value in assistant.stream(question, role=role, backend=backend, session=session):
                 if kind == "token":
                     yield value
                 elif kind == "answer":
@@ -99,8 +132,13 @@ def main() -> None:
             return
         answer = final["answer"]
         render_sources(answer.citations)
-        st.caption(f"{BACKEND_LABELS[backend]} · answered for a {answer.role} · {answer.timings_ms['total']:.0f} ms")
-    messages.append({"role": "assistant", "content": answer.answer, "citations": answer.citations})
+        caption = f"{BACKEND_LABELS[backend]} · answered for a {answer.role} · {answer.timings_ms['total']:.0f} ms"
+        if answer.handoff:
+            caption += " · handed over to our team"
+        st.caption(caption)
+    messages.append({"role": "assistant", "content": answer.answer, "citations": answer.citations,
+                     "caption": caption, "interaction_id": answer.interaction_id})
+    st.rerun()  # draw the finished answer with its feedback buttons
 
 
 main()

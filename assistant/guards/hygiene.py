@@ -4,17 +4,8 @@ control characters are removed (they hide payloads and break logs)."""
 from __future__ import annotations
 
 import unicodedata
-from functools import lru_cache
-from pathlib import Path
 
-import yaml
-
-RAILS = Path(__file__).parent / "rails"
-
-
-@lru_cache(maxsize=8)
-def rail_config(name: str) -> dict:
-    return yaml.safe_load((RAILS / name / "config.yaml").read_text())
+from assistant.guards.base import rail_config
 
 
 def check_input(text: str) -> tuple[str, str | None, str | None]:

@@ -53,9 +53,10 @@ class Redaction:
         return text
 
 
-def redact(text: str, keep: set[str] = frozenset(), names: bool = True) -> Redaction:
-    found: dict[str, str] = {}
-    seen: dict[str, str] = {}
+def redact(text: str, keep: set[str] = frozenset(), names: bool = True, known: dict[str, str] | None = None) -> Redaction:
+    """`known`: the session's placeholders so far, so a value keeps its placeholder across turns."""
+    found: dict[str, str] = dict(known or {})
+    seen: dict[str, str] = {v: ph for ph, v in found.items()}
 
     def placeholder(kind: str, value: str) -> str:
         if value in seen:
