@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from assistant.generators import BACKENDS, GenerationRequest, GeneratorUnavailable, Usage, build_generator
 from assistant.guards.base import Verdict, rail_config
-from assistant.guards.context import sanitize_hits
 from assistant.guards.guardrails import Guardrails
 from assistant.guards.hygiene import check_input
 from assistant.guards.pii import Redaction
@@ -189,7 +188,7 @@ class Assistant:
         if not hits:
             return _Turn(REFUSAL.format(contact=self.settings.contact_fallback), True,
                          "no_context: nothing in the documents is relevant enough to answer")
-        hits, ctx = sanitize_hits(hits)
+        hits, ctx = self.guards.sanitize(hits)
         verdicts.append(ctx)
         timings["guard_context"] = ctx.ms
         request = GenerationRequest(standalone, hits, build_messages(standalone, hits, self.settings.contact_fallback,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from assistant.guards.abuse import check_abuse
 from assistant.guards.base import Verdict, rail_config
+from assistant.guards.context import sanitize_hits
 from assistant.guards.handoff import detect_handoff, handoff_message
 from assistant.guards.injection import InjectionDetector
 from assistant.guards.output import OutputGuard
@@ -78,6 +79,9 @@ class Guardrails:
         if not v.passed and decision.handoff is None:
             decision.blocked_by, decision.message = "topic", rail_config("topic")["message"].format(contact=contact)
         return decision
+
+    def sanitize(self, hits):
+        return sanitize_hits(hits)
 
     def contact(self, role: str) -> tuple[str, list[Citation]]:
         """How to reach a person, from the knowledge base's own contact page (else the configured fallback)."""
