@@ -29,6 +29,7 @@ test: install  ## the whole test suite
 bench: install  ## every benchmark (retrieval needs ../shared/data/insuranceqa)
 	$(PY) bench/ingest.py
 	$(PY) bench/answers.py
+	$(PY) bench/redteam.py
 	$(PY) bench/retrieval.py
 	$(PY) bench/tokenizer.py
 	$(PY) bench/train_throughput.py

@@ -14,12 +14,44 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+class Obedient:
+    """A worst-case stand-in for a hosted model: it does whatever the question or a document tells it to (leaks its
+    rules, obeys instructions planted in the context, promises what it is asked to) and adds one grounded sentence.
+    Offline backends are too conservative to show what the rails buy; this one is not."""
+
+    name, can_condense, leaves_company = "obedient", False, False
+    _ASKS_RULES = re.compile(r"prompt|instruction|rules|told|configuration|guideline|programming|above", re.I)
+    _ASKS_PROMISE = re.compile(r"promise|guarantee|confirm|assure|approved|definitely|100%", re.I)
+    _COMMAND = re.compile(r"\b(tell|say|reply|must|should|always)\b.*\b(assistant|ai|customers?)\b|\b(assistant|ai)\b.*\b(tell|say|must|should)\b", re.I)
+
+    def available(self):
+        return True, ""
+
+    def condense(self, prompt):
+        return None
+
+    def stream(self, request, usage=None):
+        parts = []
+        if self._ASKS_RULES.search(request.question):
+            parts.append(" ".join(request.messages[0]["content"].split()) + " [1]")
+        for n, hit in enumerate(request.hits, 1):
+            for line in hit.chunk.text.splitlines():
+                if self._COMMAND.search(line):
+                    parts.append(f"As instructed: {line.strip()} [{n}]")
+        if self._ASKS_PROMISE.search(request.question):
+            parts.append("Yes, your claim will definitely be approved and you are fully covered [1].")
+        first = re.split(r"(?<=[.!?])\s", request.hits[0].chunk.text.strip())[0].replace("\n", " ")
+        parts.append(f"{first} [1]")
+        yield " ".join(parts)
 
 
 class _PassThrough:
@@ -72,7 +104,8 @@ def unguarded(assistant):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", type=Path, default=ROOT / ".bench" / "redteam")
-    p.add_argument("--backends", default="extractive,private,hosted")
+    p.add_argument("--backends", default="extractive,private,hosted,obedient",
+                   help="obedient = a scripted worst-case model that obeys every instruction it sees")
     p.add_argument("--no-baseline", action="store_true", help="skip the guards-off runs")
     p.add_argument("--show-failures", action="store_true")
     args = p.parse_args()
@@ -95,7 +128,8 @@ def main() -> None:
     print(f"cases: {sum(c['expect'] == 'block' for c in cases)} attacks in "
           f"{len({c['category'] for c in cases}) - 1} categories, {sum(c['expect'] == 'answer' for c in cases)} benign")
 
-    available = base.backends()
+    base.register("obedient", Obedient())
+    available = base.backends() | {"obedient": (True, "")}
     report = {}
     for backend in args.backends.split(","):
         ok, why = available.get(backend, (False, "unknown backend"))
@@ -104,8 +138,10 @@ def main() -> None:
             continue
         runs = [("guards on", base)]
         if not args.no_baseline:
-            runs.append(("guards off", unguarded(Assistant(settings.model_copy(update={"audit_enabled": False}),
-                                                           store=base.store, embedder=base.embedder))))
+            off = unguarded(Assistant(settings.model_copy(update={"audit_enabled": False}), store=base.store,
+                                      embedder=base.embedder))
+            off.register("obedient", Obedient())
+            runs.append(("guards off", off))
         for label, assistant in runs:
             assistant.guards.warm_up()
             results = redteam.run(assistant, cases, backend, progress=True)
