@@ -70,9 +70,13 @@ class ExtractiveGenerator:
         if not q_terms:
             return 0.0
         found = set(t for toks in analyze(texts) for t in toks)
+        # The stemmer leaves some families apart ("burgled" → burgl, "burglary" → burglari): a shared 5-letter
+        # prefix counts as the same word.
+        prefixes = {t[:5] for t in found if len(t) >= 5}
         weights = {t: bm25.idf(t) for t in q_terms}
         total = sum(weights.values())
-        return sum(w for t, w in weights.items() if t in found) / total if total else 0.0
+        hit = lambda t: t in found or (len(t) >= 5 and t[:5] in prefixes)  # noqa: E731
+        return sum(w for t, w in weights.items() if hit(t)) / total if total else 0.0
 
     def select(self, request: GenerationRequest) -> tuple[list[tuple[int, str]], float, float]:
         """[(context number, sentence)], best sentence similarity, support."""
