@@ -121,22 +121,24 @@ class Assistant:
         verdicts: list[Verdict] = []
         standalone = None
         question, problem, message = check_input(question)
+        t = time.perf_counter()
+        redaction, pii_verdict = self.guards.redact(question, session.pii)
+        session.pii, redacted, handoff = redaction.found, redaction.text, None
         if problem:  # nothing is retrieved or sent for an unusable message
-            verdicts.append(Verdict("hygiene", False, problem))
-            turn, handoff, redacted = _Turn(message, True, f"invalid_input: {problem}"), None, question
+            verdicts += [pii_verdict, Verdict("hygiene", False, problem)]
+            turn = _Turn(message, True, f"invalid_input: {problem}")
         else:
             gen = self.generator(backend)
             ok, why = gen.available()
             if not ok:
                 raise GeneratorUnavailable(why)
-            t = time.perf_counter()
-            vector = self.embedder.embed_one(self.guards.redact(question, session.pii)[0].text)
-            timings["embed"] = (time.perf_counter() - t) * 1000
-            decision = self.guards.check_input(question, session.pii, vector)
-            verdicts += decision.verdicts
-            timings["guard_input"] = sum(v.ms for v in decision.verdicts)
-            session.pii = decision.redaction.found
-            redacted, handoff = decision.redaction.text, decision.handoff
+            t_embed = time.perf_counter()
+            vector = self.embedder.embed_one(redacted)  # shared by the rails and retrieval (cached)
+            timings["embed"] = (time.perf_counter() - t_embed) * 1000
+            decision = self.guards.check_input(redacted, vector)
+            verdicts += [pii_verdict, *decision.verdicts]
+            timings["guard_input"] = (time.perf_counter() - t) * 1000 - timings["embed"]
+            handoff = decision.handoff
             if decision.blocked_by:
                 turn = _Turn(decision.message, True, f"{decision.blocked_by}: {verdicts[-1].detail}")
             elif handoff == "request":  # the person is the answer: nothing to retrieve
@@ -148,16 +150,19 @@ class Assistant:
                 turn = yield from self._generate(standalone, role, gen, session, timings, verdicts)
 
         counted = turn.refused and (turn.reason or "").split(":")[0] in rail_config("handoff")["counted_refusals"]
-        if counted and handoff is None and session.refusals_in_row + 1 >= rail_config("handoff")["refusals_in_row"]:
-            handoff = "refusals"
+        session.refusals_in_row = session.refusals_in_row + 1 if counted else (0 if not turn.refused else session.refusals_in_row)
+        if counted and handoff is None and session.refusals_in_row >= rail_config("handoff")["refusals_in_row"]:
+            handoff, session.refusals_in_row = "refusals", 0
         if handoff and handoff != "request":
             note, citations = self.guards.handoff_answer(handoff, role)
             if turn.refused:  # the escalation replaces the refusal
                 turn = _Turn(note, True, turn.reason, citations)
             else:  # the answer stands; a person is offered too
-                turn.text += "\n\n" + note.replace("[1]", f"[{len(turn.citations) + 1}]")
-                yield "token", session.restore("\n\n" + note.replace("[1]", f"[{len(turn.citations) + 1}]"))
-                turn.citations += [Citation(**{**c.to_json(), "n": len(turn.citations) + 1}) for c in citations]
+                n = len(turn.citations) + 1
+                addition = "\n\n" + note.replace("[1]", f"[{n}]")
+                turn.text += addition
+                yield "token", session.restore(addition)
+                turn.citations += [Citation(**{**c.to_json(), "n": n}) for c in citations]
         if not turn.streamed:
             yield "token", session.restore(turn.text)
 
@@ -168,8 +173,6 @@ class Assistant:
                         standalone_question=standalone if standalone not in (None, redacted) else None,
                         timings_ms=timings, guards=[v.to_json() for v in verdicts], session_id=session.session_id)
         answer.usage = turn.usage
-        if counted or not turn.refused:
-            session.refusals_in_row = session.refusals_in_row + 1 if counted else 0
         session.history.append((redacted, turn.text))
         if self.audit is not None:
             answer.interaction_id = self.audit.record(

@@ -21,7 +21,6 @@ from assistant.schema import Citation
 
 @dataclass
 class InputDecision:
-    redaction: Redaction
     verdicts: list[Verdict] = field(default_factory=list)
     blocked_by: str | None = None  # the rail that refused the message
     message: str | None = None  # what the user is told when blocked
@@ -55,11 +54,9 @@ class Guardrails:
         detail = ", ".join(f"{k}×{n}" for k, n in Redaction(r.text, new).counts().items())
         return r, Verdict("pii", not new, f"redacted {detail}" if new else "", (time.perf_counter() - t0) * 1000)
 
-    def check_input(self, text: str, known_pii: dict[str, str], vector) -> InputDecision:
-        """`text` has passed the hygiene rail; `vector` is its embedding (shared with retrieval)."""
-        redaction, pii = self.redact(text, known_pii)
-        decision = InputDecision(redaction, [pii])
-        clean = redaction.text
+    def check_input(self, clean: str, vector) -> InputDecision:
+        """`clean` has passed the hygiene rail and been redacted; `vector` is its embedding (shared with retrieval)."""
+        decision = InputDecision()
         contact = self.settings.contact_fallback
         for rail, check in (("injection", lambda: self.injection.check(clean, vector)),
                             ("abuse", lambda: check_abuse(clean))):
