@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 def _settings(args):
@@ -106,6 +107,11 @@ def _audit(args):
 
 
 def cmd_log(args) -> int:
+    if args.events:  # deletions and other audited actions
+        for e in _audit(args).events():
+            print(json.dumps(e, ensure_ascii=False) if args.json else
+                  f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(e['ts']))}Z  {e['actor']}  {e['action']}  {e['subject']}  {e['detail']}")
+        return 0
     rows = _audit(args).interactions(user_id=args.user, limit=args.limit)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
@@ -197,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     lg = sub.add_parser("log", help="recent interactions from the audit log (redacted)")
     lg.add_argument("--user", help="only this user's interactions")
     lg.add_argument("--limit", type=int, default=20)
+    lg.add_argument("--events", action="store_true", help="audited actions (deletions) instead of interactions")
     lg.add_argument("--json", action="store_true")
     audit_args(lg)
     lg.set_defaults(func=cmd_log)

@@ -87,7 +87,7 @@ def test_abuse_and_off_topic_get_calm_refusals(kb_assistant):
     assert not fine.refused and "5%" in fine.answer
 
 
-def test_feedback_export_and_forgetting_a_user(kb_copy, embedder, tmp_path):
+def test_feedback_export_and_forgetting_a_user(kb_copy, embedder, tmp_path, capsys):
     from assistant.__main__ import main
     from assistant.pipeline import Assistant
     from assistant.session import Session
@@ -134,3 +134,5 @@ def test_feedback_export_and_forgetting_a_user(kb_copy, embedder, tmp_path):
     assert event["action"] == "forget_user" and event["subject"] == "ann" and event["detail"] == {"reason": "DSR-2026-118", "interactions": 3}
     assert b"escape of water" not in a.settings.audit_path.read_bytes()  # gone from the file, not just hidden
     assert main(["forget", "--user", "bob", "--reason", " ", "--db", db]) == 2
+    capsys.readouterr()
+    assert main(["log", "--events", "--db", db]) == 0 and "forget_user  ann" in capsys.readouterr().out
