@@ -150,6 +150,43 @@ def cmd_forget(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    """Every backend on the same questions, through the same retrieval and rails: report.md, results.json/csv, charts."""
+    from assistant.evaluation import load_cases
+    from assistant.evaluation.harness import compare, run, summarize
+    from assistant.evaluation.report import write
+
+    try:
+        cases = load_cases(args.set)
+    except (OSError, ValueError) as e:
+        print(f"error: cannot read the question set {args.set}: {e}", file=sys.stderr)
+        return 2
+    cases = [c for c in cases if c.get("question")][: args.limit or None]
+    a = _assistant(args)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    available = {b: a.generator(b).available() if b in a.backends() else (False, "unknown backend") for b in backends}
+    for b, (ok, why) in available.items():
+        if not ok:
+            print(f"skipping {b}: {why}", file=sys.stderr)
+    backends = [b for b in backends if available[b][0]]
+    if not backends or not cases:
+        print("error: nothing to evaluate (no available backend or no questions)", file=sys.stderr)
+        return 2
+    records = run(a, cases, backends, role=args.audience, progress=not args.quiet)
+    summary = summarize(records)
+    comparisons = [compare(records, backends[0], b) for b in backends[1:]]
+    meta = {"set": str(args.set), "questions": len(cases), "role": args.audience, "store": str(a.settings.store_dir),
+            "backends": backends}
+    files = write(args.out, records, summary, comparisons, meta)
+    for b, m in summary.items():
+        r = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+        print(f"{b:11s} F1 {r(m['answer_f1']['mean'])}  citation {r(m['citation_accuracy']['mean'])}  "
+              f"refusal P/R {r(m['refusal_precision'])}/{r(m['refusal_recall'])}  p95 {m['latency_p95_ms']:.0f} ms  "
+              f"cost/1k ${m['cost_usd_per_1000_questions']:.4f}  data left: {'yes' if m['data_left_company'] else 'no'}")
+    print("wrote " + ", ".join(str(f) for f in files))
+    return 0
+
+
 def cmd_config(args) -> int:
     """Print every setting with its environment variable and default (the README's table)."""
     from assistant.settings import Settings
@@ -195,6 +232,15 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--backend", choices=["hosted", "extractive", "private"])
     common(c)
     c.set_defaults(func=cmd_chat)
+
+    ev = sub.add_parser("evaluate", help="compare backends on a question set: report.md, results.json/csv, charts")
+    ev.add_argument("--set", type=Path, default=Path("data/sample_kb/eval.jsonl"), help="JSONL in eval.jsonl's format")
+    ev.add_argument("--backends", default="extractive,private,hosted")
+    ev.add_argument("--out", type=Path, default=Path("var/eval"))
+    ev.add_argument("--limit", type=int, help="only the first N questions")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    common(ev)
+    ev.set_defaults(func=cmd_evaluate)
 
     def audit_args(sp):
         sp.add_argument("--db", type=Path, help="audit log (default: settings audit_path)")

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     hosted_timeout_s: float = Field(60.0, description="Timeout of one hosted API call, in seconds.")
     temperature: float = Field(0.0, description="Sampling temperature of model backends.")
     max_answer_tokens: int = Field(400, description="Most tokens a model backend may generate for one answer.")
+    hosted_price_input_per_mtok: float = Field(0.15, description="Hosted API price per million prompt tokens (USD), for cost estimates.")
+    hosted_price_output_per_mtok: float = Field(0.60, description="Hosted API price per million completion tokens (USD).")
+    private_price_per_hour: float = Field(
+        0.40, description="Hourly cost of the machine serving the private model (USD), for cost estimates."
+    )
     models_dir: Path = Field(Path("var/models"), description="Folder of the private model registry.")
     private_model_path: Path | None = Field(
         None, description="Explicit Hugging Face model folder for the private backend (overrides the registry)."

@@ -1,0 +1,64 @@
+"""Scoring answers against `eval.jsonl`: shared by bench/answers.py, training's eval stage, `python -m assistant
+evaluate` and the UI. Metrics live in metrics.py, the harness (every backend, same questions) in harness.py.
+
+A case is in scope (answered with a citation of its reference document/page or an accepted alternative), out of
+scope (`must_refuse`: refused), or internal (answered for staff, refused for customers).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from assistant.evaluation.metrics import cites_source, token_f1  # noqa: F401  (public API)
+from assistant.pipeline import BEFORE_BACKEND
+
+
+
+def load_cases(path) -> list[dict]:
+    """The cases of an eval.jsonl file."""
+    from pathlib import Path
+
+    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
+def group_of(case: dict, role: str) -> str:
+    if case["must_refuse"]:
+        return "out_of_scope"
+    if case.get("audience") == "internal":
+        return f"internal_{role}"
+    return "in_scope"
+
+
+def evaluate(assistant, cases: list[dict], backend: str, verbose: bool = False, internal: bool = True) -> dict:
+    """The sample set's headline figures, by group: in-scope answered with a correct citation, out-of-scope refused,
+    internal answered for staff and refused for customers. Scored by the harness (one implementation)."""
+    from assistant.evaluation.harness import run
+
+    if not internal:
+        cases = [c for c in cases if c.get("audience") != "internal" or c["must_refuse"]]
+    staff_cases = [c for c in cases if c.get("audience") == "internal" and not c["must_refuse"]]
+    scored = [(r, c, "customer") for r, c in zip(run(assistant, cases, [backend], "customer", progress=False), cases)]
+    scored += [(r, c, "staff") for r, c in zip(run(assistant, staff_cases, [backend], "staff", progress=False), staff_cases)]
+    rows: dict[str, list[bool]] = {"in_scope": [], "out_of_scope": [], "internal_staff": [], "internal_customer": []}
+    # Out-of-scope refusals split by who refused: a rail or retrieval (before any backend ran), or the backend itself.
+    oos_reached_backend = oos_declined_by_backend = 0
+    for r, case, role in scored:
+        group = group_of(case, role)
+        ok = bool(r.citation_accuracy) if group in ("in_scope", "internal_staff") else r.refused
+        if group == "out_of_scope" and (r.refusal_reason or "").split(":")[0] not in BEFORE_BACKEND:
+            oos_reached_backend += 1
+            oos_declined_by_backend += r.refused
+        rows[group].append(ok)
+        if verbose and not ok:
+            print(f"  MISS [{group}] {case['id']} {case['question']!r}\n     -> refused={r.refused}\n     {r.answer[:200]!r}")
+    f1s = [r.answer_f1 for r, c, role in scored if group_of(c, role) in ("in_scope", "internal_staff") and r.answer_f1 is not None]
+    latencies = [r.latency_ms for r, _, _ in scored]
+    result: dict = {g: (float(np.mean(v)) if v else None, len(v)) for g, v in rows.items()}
+    result["answer_f1"] = float(np.mean(f1s)) if f1s else None
+    result["out_of_scope_reaching_backend"] = oos_reached_backend
+    result["out_of_scope_declined_by_backend"] = oos_declined_by_backend
+    result["latency_p50_ms"] = float(np.percentile(latencies, 50)) if latencies else None
+    result["latency_p95_ms"] = float(np.percentile(latencies, 95)) if latencies else None
+    return result
