@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         None, description="Embedding model folder; empty = the packaged all-MiniLM-L6-v2 (offline)."
     )
+    embedders_dir: Path = Field(Path("var/embedders"), description="Folder of the domain-tuned embedding model registry.")
     embedding_batch_size: int = Field(64, description="Texts per embedding batch during ingestion.")
 
     # --- ingestion -----------------------------------------------------------------------------------------

@@ -95,6 +95,15 @@ def cmd_models(reg, args) -> int:
 
     console = Console(width=None if sys.stdout.isatty() else 160)  # pipes and CI logs: no truncated names
     if args.action == "list":
+        if args.command == "embedders":
+            table = Table("version", "status", "promoted", "created", "pairs", "steps", "val R@5 stock → tuned")
+            for m in reg.versions():
+                x = m.get("metrics") or {}
+                recall = f"{x['val_recall@5_stock']:.3f} → {x['val_recall@5_tuned']:.3f}" if "val_recall@5_tuned" in x else ""
+                table.add_row(m["version"], m["status"], "★" if m["promoted"] else "", m["created"], str(x.get("pairs", "")),
+                              str(x.get("steps", "")), recall)
+            console.print(table)
+            return 0
         table = Table("version", "preset", "status", "promoted", "created", "held-out ppl (aligned)", "private F1")
         for m in reg.versions():
             metrics = m.get("metrics") or {}
@@ -141,17 +150,39 @@ def main(argv: list[str] | None = None) -> int:
         s = sub.add_parser(name, help=f"the {name} stage of an existing version")
         s.add_argument("--version", required=True)
         s.add_argument("--force", action="store_true", help="redo even if done")
-    m = sub.add_parser("models", help="the registry of model versions")
-    m.add_argument("action", choices=["list", "show", "promote", "delete", "audit"])
-    m.add_argument("version", nargs="?")
-    m.add_argument("--reason", default="")
-    m.add_argument("--force", action="store_true", help="delete even the promoted version")
+    for name, what in (("models", "private model"), ("embedders", "embedding model (domain-tuned retriever)")):
+        m = sub.add_parser(name, help=f"the registry of {what} versions")
+        m.add_argument("action", choices=["list", "show", "promote", "delete", "audit"])
+        m.add_argument("version", nargs="?")
+        m.add_argument("--reason", default="")
+        m.add_argument("--force", action="store_true", help="delete even the promoted version")
+    r = sub.add_parser("retriever", help="fine-tune the embedding model on (question, passage) pairs")
+    r.add_argument("--base", help="model folder to start from (default: the packaged all-MiniLM-L6-v2)")
+    r.add_argument("--kb", action="append", help="knowledge-base folder for pairs (default: data/sample_kb)")
+    r.add_argument("--pairs", help="extra JSONL of {question, passage}")
+    r.add_argument("--insuranceqa", help="opt-in: the InsuranceQA folder (research use only), e.g. ../shared/data/insuranceqa")
+    r.add_argument("--no-hard-negatives", action="store_true")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. max_steps=50, batch_size=32")
     args = p.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    reg = Registry(args.models_dir or get_settings().models_dir)
+    reg = Registry(args.models_dir or (get_settings().embedders_dir if args.command in ("embedders", "retriever")
+                                       else get_settings().models_dir))
     try:
-        if args.command == "models":
+        if args.command == "retriever":
+            from training.retriever import RetrieverConfig, run as train_retriever
+
+            overrides = dict(kv.split("=", 1) for kv in args.set)
+            cfg = RetrieverConfig.model_validate({**({"kb": args.kb} if args.kb else {}), "base": args.base,
+                                                  "pairs_file": args.pairs, "insuranceqa": args.insuranceqa,
+                                                  "hard_negatives": not args.no_hard_negatives,
+                                                  **{k: json.loads(v) if v[:1].isdigit() or v in ("true", "false") else v
+                                                     for k, v in overrides.items()}})
+            version = train_retriever(cfg, reg)
+            print(f"new embedding model {version} in {reg.dir}: {json.dumps(reg.metadata(version)['metrics'])}\n"
+                  f"switch the store to it: python -m ingest --switch-embedding {reg.path(version) / 'model'}")
+            return 0
+        if args.command in ("models", "embedders"):
             if args.action not in ("list", "audit") and not args.version:
                 p.error(f"models {args.action} needs a VERSION")
             return cmd_models(reg, args)

@@ -1,0 +1,209 @@
+"""The domain-tuned retriever: the packaged MiniLM fine-tuned on (question, passage) pairs, registered as a new
+embedding-model version.
+
+    python -m training retriever [--pairs FILE] [--base PATH] [--insuranceqa DIR] [--max-steps N]
+
+Pairs by default come from the knowledge base itself: FAQ rows (question → answer), FAQ headings that are questions
+and document headings (→ their section), never a question of the evaluation set (eval.jsonl) or a near copy of one.
+`--pairs` adds a JSONL of {"question", "passage"}; `--insuranceqa` adds the research data set's questions (opt-in:
+its terms allow research use only; the 1,000 test and 500 validation questions of bench/retrieval.py are never
+used). Loss: sentence-transformers' MultipleNegativesRankingLoss with in-batch negatives plus one hard negative per
+pair mined with BM25 (a passage that shares words with the question but is not its answer).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+TEST_QUESTIONS, VAL_QUESTIONS = 1000, 500  # bench/retrieval.py's samples: never trained on
+
+
+class RetrieverConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    preset: str = "retriever"
+    base: str | None = None  # None: the packaged all-MiniLM-L6-v2
+    kb: list[str] = ["data/sample_kb"]
+    pairs_file: str | None = None
+    insuranceqa: str | None = None
+    hard_negatives: bool = True
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 5e-5
+    warmup_ratio: float = 0.1
+    max_seq_length: int = 128
+    max_steps: int = -1
+    seed: int = 0
+    eval_corpus: int = 2000  # distractor passages in the quick held-out check
+
+
+def split_insuranceqa(questions: list[dict], seed: int = 0) -> tuple[list[dict], list[dict], list[dict]]:
+    """(train, validation, test) by question id, exactly as bench/retrieval.py samples its test and tuning sets."""
+    test = random.Random(seed).sample(questions, min(TEST_QUESTIONS, len(questions)))
+    taken = {q["question_id"] for q in test}
+    pool = [q for q in questions if q["question_id"] not in taken]
+    val = random.Random(seed + 1).sample(pool, min(VAL_QUESTIONS, len(pool)))
+    taken |= {q["question_id"] for q in val}
+    return [q for q in questions if q["question_id"] not in taken], val, test
+
+
+def _norm(text: str) -> str:
+    return " ".join("".join(ch.lower() if ch.isalnum() else " " for ch in text).split())
+
+
+def kb_pairs(roots: list[Path], exclude: list[str]) -> list[dict]:
+    """(question, passage) pairs from the knowledge base's own structure; eval questions and near copies excluded."""
+    from assistant.settings import get_settings
+    from ingest.loaders import LoadError, load_file
+    from ingest.pipeline import discover
+
+    banned = [set(_norm(q).split()) for q in exclude]
+
+    def leaks(q: str) -> bool:
+        words = set(_norm(q).split())
+        return any(len(words & b) / max(len(words | b), 1) >= 0.6 for b in banned)
+
+    pairs = []
+    files, _ = discover(roots)
+    for f in files:
+        try:
+            docs = load_file(f, get_settings())
+        except LoadError:
+            continue
+        for doc in docs:
+            if doc.kind == "rows":  # an FAQ export row: its title is the question
+                body = "\n".join(s.text for s in doc.sections)
+                pairs.append({"question": doc.title, "passage": body, "source": doc.doc_id})
+                continue
+            for s in doc.sections:
+                if s.heading and len(s.text) > 80:
+                    query = s.heading.split("›")[-1].strip()
+                    if not query.endswith("?"):
+                        query = f"{doc.title}: {query}"
+                    pairs.append({"question": query, "passage": s.text, "source": doc.doc_id})
+    return [p for p in pairs if not leaks(p["question"])]
+
+
+def insuranceqa_pairs(folder: Path, seed: int = 0) -> tuple[list[dict], list[dict], dict[str, str]]:
+    """Training pairs (first gold answer) and the validation questions, plus the answer pool."""
+    answers = {}
+    for line in (folder / "answers.jsonl").read_text().splitlines():
+        a = json.loads(line)
+        answers[a["answer_id"]] = a["text"]
+    questions = [json.loads(line) for line in (folder / "questions_dev.jsonl").read_text().splitlines() if line.strip()]
+    train, val, _ = split_insuranceqa(questions, seed)
+    pairs = [{"question": q["question"], "passage": answers[q["answer_ids"][0]], "gold": set(q["answer_ids"])}
+             for q in train if q["answer_ids"][0] in answers]
+    return pairs, val, answers
+
+
+def mine_hard_negatives(pairs: list[dict], corpus: list[str], depth: int = 10) -> None:
+    """Adds "negative": the best BM25 passage for the question that is not (a gold answer of) it."""
+    import bm25s
+
+    from assistant.store import _stemmer
+
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(corpus, stopwords="en", stemmer=_stemmer(), show_progress=False), show_progress=False)
+    tokens = bm25s.tokenize([p["question"] for p in pairs], stopwords="en", stemmer=_stemmer(), show_progress=False)
+    ids, _ = retriever.retrieve(tokens, k=min(depth, len(corpus)), show_progress=False, n_threads=2)
+    for p, row in zip(pairs, ids):
+        for i in row:
+            text = corpus[int(i)]
+            if text != p["passage"] and text not in p.get("gold_texts", ()):
+                p["negative"] = text
+                break
+
+
+def recall_at_5(model, questions: list[str], golds: list[set[int]], corpus: list[str]) -> float:
+    import numpy as np
+
+    q = model.encode(questions, normalize_embeddings=True, batch_size=64, convert_to_numpy=True)
+    c = model.encode(corpus, normalize_embeddings=True, batch_size=64, convert_to_numpy=True)
+    top = np.argsort(-(q @ c.T), axis=1)[:, :5]
+    return float(np.mean([bool(set(map(int, t)) & g) for t, g in zip(top, golds)]))
+
+
+def run(cfg: RetrieverConfig, registry, progress: bool = True) -> str:
+    import datasets
+    import pyarrow as pa
+    import torch
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import (BatchSamplers,
+                                                                          SentenceTransformerTrainingArguments)
+
+    from assistant.evaluation import load_cases
+    from assistant.settings import get_settings
+
+    torch.manual_seed(cfg.seed)
+    base = cfg.base or get_settings().embedding_model_path
+    eval_questions = []
+    for root in cfg.kb:
+        f = Path(root) / "eval.jsonl"
+        if f.exists():
+            eval_questions += [c["question"] for c in load_cases(f)]
+    pairs = kb_pairs([Path(r) for r in cfg.kb], eval_questions)
+    sources = {"kb": len(pairs)}
+    if cfg.pairs_file:
+        extra = [json.loads(line) for line in Path(cfg.pairs_file).read_text().splitlines() if line.strip()]
+        pairs += [{"question": p["question"], "passage": p["passage"]} for p in extra]
+        sources["pairs_file"] = len(extra)
+    val, pool = [], {}
+    if cfg.insuranceqa:
+        iqa, val, pool = insuranceqa_pairs(Path(cfg.insuranceqa), cfg.seed)
+        for p in iqa:
+            p["gold_texts"] = {pool[a] for a in p.pop("gold") if a in pool}
+        pairs += iqa
+        sources["insuranceqa"] = len(iqa)
+    if not pairs:
+        raise ValueError("no training pairs: check --kb / --pairs / --insuranceqa")
+    random.Random(cfg.seed).shuffle(pairs)
+    if cfg.hard_negatives:
+        corpus = list(dict.fromkeys([p["passage"] for p in pairs] + list(pool.values())))
+        mine_hard_negatives(pairs, corpus)
+    columns = {"anchor": [p["question"] for p in pairs], "positive": [p["passage"] for p in pairs]}
+    if cfg.hard_negatives:
+        fallback = [p["passage"] for p in pairs[1:]] + [pairs[0]["passage"]]
+        columns["negative"] = [p.get("negative", fb) for p, fb in zip(pairs, fallback)]
+    # datasets.Dataset.from_dict crashes with this datasets/pyarrow pair (stack.md): build from a table.
+    train = datasets.Dataset(pa.table(columns))
+
+    path = registry.create(cfg)
+    version = path.name
+    model = SentenceTransformer(base, device="cpu")
+    model.max_seq_length = cfg.max_seq_length
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(path / "checkpoints"), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio, max_steps=cfg.max_steps, seed=cfg.seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES, logging_steps=10, save_strategy="no", report_to="none",
+        bf16=False, fp16=False, disable_tqdm=not progress, dataloader_num_workers=0)
+    t0 = time.perf_counter()
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train,
+                                         loss=MultipleNegativesRankingLoss(model))
+    result = trainer.train()
+    seconds = time.perf_counter() - t0
+    model.save(str(path / "model"))
+
+    metrics = {"pairs": len(pairs), "sources": sources, "hard_negatives": cfg.hard_negatives,
+               "steps": result.global_step, "train_loss": round(result.training_loss, 4), "train_seconds": round(seconds, 1),
+               "base": base}
+    if val:  # a quick held-out check: validation questions against their answers plus distractors
+        rng = random.Random(cfg.seed)
+        gold_ids = sorted({a for q in val for a in q["answer_ids"] if a in pool})
+        others = rng.sample([a for a in pool if a not in set(gold_ids)], min(cfg.eval_corpus, len(pool) - len(gold_ids)))
+        ids = gold_ids + others
+        index = {a: i for i, a in enumerate(ids)}
+        corpus = [pool[a] for a in ids]
+        golds = [{index[a] for a in q["answer_ids"] if a in index} for q in val]
+        qs = [q["question"] for q in val]
+        metrics["val_recall@5_stock"] = recall_at_5(SentenceTransformer(base, device="cpu"), qs, golds, corpus)
+        metrics["val_recall@5_tuned"] = recall_at_5(model, qs, golds, corpus)
+        metrics["val_corpus"] = len(corpus)
+    (path / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    registry.finish(version, metrics)
+    return version
