@@ -66,7 +66,7 @@ class Assistant:
         if embedder is None:
             from assistant.embeddings import get_embedder
 
-            embedder = get_embedder(self.settings.embedding_model_path)
+            embedder = get_embedder(store.embedding_model or self.settings.embedding_model_path)
         self.store = store
         self.embedder = embedder
         self.retriever = HybridRetriever(store, embedder, self.settings)

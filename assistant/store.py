@@ -17,6 +17,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -29,6 +30,7 @@ import numpy as np
 
 from assistant.schema import ROLE_AUDIENCES, Chunk
 
+POINTER = "embedding.json"
 _ADD_BATCH = 1000
 
 
@@ -220,6 +222,14 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _resolve_model(recorded: str | None) -> str | None:
+    if recorded == "packaged":
+        from assistant.settings import _packaged_embedding_model
+
+        return _packaged_embedding_model()
+    return recorded
+
+
 class KnowledgeStore:
     """Everything persistent about the knowledge base, in one folder."""
 
@@ -234,7 +244,11 @@ class KnowledgeStore:
             self.client = chromadb.HttpClient(host=chroma_host, port=chroma_port, settings=chroma_settings)
         else:
             self.client = chromadb.PersistentClient(path=str(self.dir / "chroma"), settings=chroma_settings)
-        self.collection_name = collection
+        # The store records which embedding model built its vectors (and so must embed queries): `embedding.json`,
+        # written by the first ingest and by `switch_embedding`. Without it: the configured collection and model.
+        pointer = self.pointer()
+        self.collection_name = pointer.get("collection", collection)
+        self.embedding_model: str | None = _resolve_model(pointer.get("model"))
         # One collection per audience: a customer's query never touches internal vectors, and needs no metadata
         # filter (a filtered Chroma query costs ~100x an unfiltered one on 30k vectors).
         self.collections = {aud: self._collection(aud) for aud in ("public", "internal")}
@@ -254,6 +268,74 @@ class KnowledgeStore:
         return self.client.get_or_create_collection(
             f"{self.collection_name}-{audience}", embedding_function=None, metadata={"hnsw:space": "cosine"}
         )
+
+    # --- which embedding model (and collection) is live ------------------------------------------------------------
+    def pointer(self) -> dict:
+        f = self.dir / POINTER
+        return json.loads(f.read_text()) if f.exists() else {}
+
+    def _write_pointer(self, collection: str, model: str, **extra) -> None:
+        from assistant.settings import _packaged_embedding_model
+
+        # The packaged model by name, not path: the store stays valid when the checkout or the venv moves.
+        recorded = "packaged" if model == _packaged_embedding_model() else model
+        tmp = self.dir / f"{POINTER}.tmp"
+        tmp.write_text(json.dumps({"collection": collection, "model": recorded, "since": time.time(), **extra}, indent=2))
+        os.replace(tmp, self.dir / POINTER)  # atomic: a reader sees the old pair or the new one
+        self.collection_name, self.embedding_model = collection, _resolve_model(recorded)
+
+    def record_model(self, model: str) -> None:
+        """Called by ingestion: the first model to write vectors here is the store's model from then on."""
+        if not (self.dir / POINTER).exists():
+            self._write_pointer(self.collection_name, model)
+
+    def switch_embedding(self, model: str, embedder, progress: bool = True) -> dict:
+        """Re-embed every chunk with `model` into new collections, then swap the pointer atomically. The old
+        collections stay (and keep serving processes started before the swap) until `drop_collection`."""
+        from tqdm.auto import tqdm
+
+        with self.write_lock():
+            old = self.collection_name
+            base = self.pointer().get("base", old)
+            tag = Path(model).parent.name if Path(model).name == "model" else Path(model).name
+            new = re.sub(r"[^A-Za-z0-9._-]", "-", f"{base}.{tag}")[:200].strip("-._") or f"{base}.switched"
+            if new == old:
+                raise ValueError(f"the store already uses {model}")
+            total = sum(self.bm25().counts.values())
+            bar = tqdm(total=total, unit="chunk", desc="re-embedding", disable=not progress)
+            for aud, col in self.collections.items():
+                target = self.client.get_or_create_collection(f"{new}-{aud}", embedding_function=None,
+                                                              metadata={"hnsw:space": "cosine"})
+                for offset in range(0, col.count(), 1000):
+                    got = col.get(include=["documents", "metadatas"], limit=1000, offset=offset)
+                    vectors = embedder.embed(got["documents"])
+                    target.upsert(ids=got["ids"], embeddings=vectors, documents=got["documents"], metadatas=got["metadatas"])
+                    bar.update(len(got["ids"]))
+            bar.close()
+            self._write_pointer(new, model, base=base, previous=old)
+            self.collections = {aud: self._collection(aud) for aud in ("public", "internal")}
+        return {"collection": new, "previous": old, "chunks": total, "model": model}
+
+    def collection_sets(self) -> list[dict]:
+        """Every set of per-audience collections in this store: name, chunks, whether live."""
+        sets: dict[str, int] = {}
+        for col in self.client.list_collections():
+            name = col.name if hasattr(col, "name") else str(col)
+            stem, _, aud = name.rpartition("-")
+            if aud in ("public", "internal"):
+                sets[stem] = sets.get(stem, 0) + self.client.get_collection(name).count()
+        return [{"name": n, "chunks": c, "live": n == self.collection_name} for n, c in sorted(sets.items())]
+
+    def drop_collection(self, name: str) -> None:
+        if name == self.collection_name:
+            raise ValueError(f"{name} is the live collection; switch to another model first")
+        with self.write_lock():
+            for aud in ("public", "internal"):
+                try:
+                    self.client.delete_collection(f"{name}-{aud}")
+                except Exception as e:  # chromadb raises its own NotFound types across versions
+                    if "not exist" not in str(e).lower() and "not found" not in str(e).lower():
+                        raise
 
     # --- writing (callers hold `write_lock`) ------------------------------------------------------------------
     @contextlib.contextmanager

@@ -1,12 +1,14 @@
 """Retrieval quality and latency on InsuranceQA: dense vs BM25 vs hybrid.
 
-    python bench/retrieval.py [--answers F] [--questions F] [--sample 1000] [--store DIR] [--tune]
+    python bench/retrieval.py [--answers F] [--questions F] [--sample 1000] [--store DIR] [--tune] [--model M ...]
 
 Ingests the answer pool (one document per answer, id field `answer_id`) into a store kept between runs
 (idempotent ingest makes the second run cheap), samples questions with a fixed seed, and prints recall@1/5/10,
 MRR@10 (hit = any gold answer retrieved) and p50/p95 retrieval latency (query embedding included).
 `--tune` grid-searches the fusion weights on a *separate* validation sample (disjoint question ids), so the
-figures on the test sample are not tuned on themselves. The data set is research-use only: it is read from
+figures on the test sample are not tuned on themselves. `--model` adds a domain-tuned embedding model (from
+`python -m training retriever`, which never trains on these test or validation questions), measured side by side
+with the stock one. The data set is research-use only: it is read from
 ../shared and never copied into the project.
 """
 
@@ -113,6 +115,9 @@ def main() -> None:
     p.add_argument("--store", type=Path, default=ROOT / ".bench" / "insuranceqa")
     p.add_argument("--tune", action="store_true", help="grid-search fusion weights on a disjoint validation sample")
     p.add_argument("--tune-sample", type=int, default=500)
+    p.add_argument("--model", action="append", default=[],
+                   help="embedding model folder or `python -m training embedders` version to compare with the stock "
+                        "model (repeatable); each gets its own store .bench/insuranceqa-<name>")
     args = p.parse_args()
 
     from assistant.embeddings import get_embedder
@@ -122,34 +127,39 @@ def main() -> None:
     from ingest.pipeline import Ingestor
 
     settings = get_settings()
-    store = KnowledgeStore(args.store, settings.collection)
-    embedder = get_embedder(settings.embedding_model_path)
-    summary = Ingestor(store, settings, embedder).ingest([args.answers], audience="public")
-    print(f"ingest: {summary.line()}")
-    if summary.failed:
-        sys.exit(f"ingest failed: {summary.failed}")
-
-    retriever = HybridRetriever(store, embedder, settings)
     questions = load_questions(args.questions)
     test = sample_questions(questions, args.sample, args.seed)
-    retriever.retrieve("warm up", role="staff")  # first call loads the BM25 index
-
-    if args.tune:
-        val = sample_questions(questions, args.tune_sample, args.seed + 1, exclude={q["question_id"] for q in test})
-        w, k = tune(retriever, val)
-        print(f"tuned on {len(val)} validation questions: fusion_bm25_weight={w} fusion_rrf_k={k} "
-              "(set ASSISTANT_FUSION_BM25_WEIGHT / ASSISTANT_FUSION_RRF_K or the settings defaults)")
-
-    print(f"\n{len(test)} questions (seed {args.seed}), {store.count()} chunks; fusion dense={settings.fusion_dense_weight} "
-          f"bm25={settings.fusion_bm25_weight} rrf_k={settings.fusion_rrf_k}")
-    print(f"{'retriever':<10} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}")
+    models = [("stock", settings.embedding_model_path, args.store)]
+    for m in args.model:
+        path = Path(m) if Path(m).exists() else Path(settings.embedders_dir) / m / "model"
+        name = path.parent.name if path.name == "model" else path.name
+        models.append((name, str(path.resolve()), args.store.with_name(f"{args.store.name}-{name}")))
     results = {}
-    for mode in ("dense", "bm25", "hybrid"):
-        m, lat = run_mode(retriever, test, mode)
-        m.update(p50_ms=float(np.percentile(lat, 50)), p95_ms=float(np.percentile(lat, 95)))
-        results[mode] = m
-        print(f"{mode:<10} {m['recall@1']:>6.3f} {m['recall@5']:>6.3f} {m['recall@10']:>6.3f} {m['mrr@10']:>7.3f} "
-              f"{m['p50_ms']:>7.1f} {m['p95_ms']:>7.1f}")
+    for name, model_path, store_dir in models:
+        store = KnowledgeStore(store_dir, settings.collection)
+        embedder = get_embedder(model_path)
+        summary = Ingestor(store, settings, embedder).ingest([args.answers], audience="public")
+        print(f"ingest ({name}): {summary.line()}")
+        if summary.failed:
+            sys.exit(f"ingest failed: {summary.failed}")
+        retriever = HybridRetriever(store, embedder, settings)
+        retriever.retrieve("warm up", role="staff")  # first call loads the BM25 index
+        if args.tune:
+            val = sample_questions(questions, args.tune_sample, args.seed + 1, exclude={q["question_id"] for q in test})
+            w, k = tune(retriever, val)
+            print(f"tuned on {len(val)} validation questions: fusion_bm25_weight={w} fusion_rrf_k={k} "
+                  "(set ASSISTANT_FUSION_BM25_WEIGHT / ASSISTANT_FUSION_RRF_K or the settings defaults)")
+            settings = settings.model_copy(update={"fusion_bm25_weight": w, "fusion_rrf_k": k})
+            retriever = HybridRetriever(store, embedder, settings)
+        print(f"\n{name}: {len(test)} questions (seed {args.seed}), {store.count()} chunks; fusion "
+              f"dense={settings.fusion_dense_weight} bm25={settings.fusion_bm25_weight} rrf_k={settings.fusion_rrf_k}")
+        print(f"{'retriever':<10} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}")
+        for mode in ("dense", "bm25", "hybrid"):
+            m, lat = run_mode(retriever, test, mode)
+            m.update(p50_ms=float(np.percentile(lat, 50)), p95_ms=float(np.percentile(lat, 95)))
+            results[f"{name}/{mode}"] = m
+            print(f"{mode:<10} {m['recall@1']:>6.3f} {m['recall@5']:>6.3f} {m['recall@10']:>6.3f} {m['mrr@10']:>7.3f} "
+                  f"{m['p50_ms']:>7.1f} {m['p95_ms']:>7.1f}")
     print(json.dumps({"questions": len(test), "results": results}))
 
 

@@ -22,9 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reset", action="store_true", help="delete everything in the store first")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--switch-embedding", metavar="MODEL",
+                   help="re-embed the store with another model (a folder, or a version from `python -m training "
+                        "embedders list`) into new collections and swap atomically")
+    p.add_argument("--collections", action="store_true", help="list the store's collection sets (live one starred)")
+    p.add_argument("--drop-collection", metavar="NAME", help="delete a collection set that is no longer live")
     args = p.parse_args(argv)
-    if not (args.paths or args.list or args.delete or args.reset):
-        p.error("give PATH(s) to ingest, or --list, --delete or --reset")
+    if not (args.paths or args.list or args.delete or args.reset or args.switch_embedding or args.collections
+            or args.drop_collection):
+        p.error("give PATH(s) to ingest, or --list, --delete, --reset, --switch-embedding, --collections or --drop-collection")
 
     from assistant.settings import get_settings
     from assistant.store import KnowledgeStore
@@ -34,6 +40,34 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     store = KnowledgeStore.from_settings(settings, store_dir=args.store)
     rc = 0
+
+    if args.switch_embedding:
+        from assistant.embeddings import get_embedder
+
+        model = Path(args.switch_embedding)
+        if not model.exists():  # a registry version name
+            model = Path(settings.embedders_dir) / args.switch_embedding / "model"
+        if not (model / "config.json").exists() and not (model / "modules.json").exists():
+            console.print(f"[red]error:[/] no embedding model at {args.switch_embedding} (nor {model})")
+            return 2
+        try:
+            result = store.switch_embedding(str(model.resolve()), get_embedder(str(model.resolve())), progress=not args.quiet)
+        except ValueError as e:
+            console.print(f"[red]error:[/] {e}")
+            return 2
+        console.print(f"re-embedded {result['chunks']} chunks into {result['collection']} (live now; "
+                      f"{result['previous']} kept until --drop-collection)")
+
+    if args.collections or args.drop_collection:
+        if args.drop_collection:
+            try:
+                store.drop_collection(args.drop_collection)
+            except ValueError as e:
+                console.print(f"[red]error:[/] {e}")
+                return 2
+            console.print(f"dropped {args.drop_collection}")
+        for c in store.collection_sets():
+            print(f"{'*' if c['live'] else ' '} {c['name']}  {c['chunks']} chunks")
 
     if args.reset:
         with store.write_lock():

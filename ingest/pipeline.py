@@ -94,16 +94,23 @@ class Ingestor:
         self.settings = settings
         self._embedder = embedder  # loaded on first use: a re-ingest of unchanged documents needs no model
         self.progress = progress
-        # Part of every document hash: changing how text is chunked or embedded invalidates stored chunks.
-        model = embedder.model_path if embedder else settings.embedding_model_path
-        self.fingerprint = sha256(f"{settings.chunk_size}|{settings.chunk_overlap}|{Path(model).name}|v1")[:12]
+        # The store's own model embeds (the one its vectors came from); a different model means a new collection
+        # (KnowledgeStore.switch_embedding), never vectors of two models side by side.
+        self.model_path = store.embedding_model or (embedder.model_path if embedder else settings.embedding_model_path)
+        if embedder is not None and embedder.model_path != self.model_path:
+            raise ValueError(f"this store's vectors come from {self.model_path}, not {embedder.model_path}: "
+                             "switch models with `python -m ingest --switch-embedding`")
+        # Part of every document hash: changing how text is chunked invalidates stored chunks. Hashes written
+        # before the store recorded its model also named the model (`legacy`): still accepted, nothing re-embedded.
+        self.fingerprint = sha256(f"{settings.chunk_size}|{settings.chunk_overlap}|v2")[:12]
+        self.legacy = sha256(f"{settings.chunk_size}|{settings.chunk_overlap}|{Path(self.model_path).name}|v1")[:12]
 
     @property
     def embedder(self):
         if self._embedder is None:
             from assistant.embeddings import get_embedder
 
-            self._embedder = get_embedder(self.settings.embedding_model_path)
+            self._embedder = get_embedder(self.model_path)
         return self._embedder
 
     def ingest(self, paths: list[Path | str], audience: str | None = None) -> IngestSummary:
@@ -154,7 +161,7 @@ class Ingestor:
             aud = audience_for(doc, file, forced_audience)
             digest = sha256(f"{doc.content_hash}|{aud}|{self.fingerprint}")
             prev = known.get(doc.doc_id)
-            if prev and prev == (digest, "ok"):
+            if prev in ((digest, "ok"), (sha256(f"{doc.content_hash}|{aud}|{self.legacy}"), "ok")):
                 summary.skipped.append(doc.doc_id)
                 continue
             chunks = chunk_document(doc, aud, self.settings.chunk_size, self.settings.chunk_overlap)
@@ -170,6 +177,7 @@ class Ingestor:
         return work
 
     def _flush(self, batch, bar) -> int:
+        self.store.record_model(self.model_path)
         chunks = [c for _, cs in batch for c in cs]
         vectors = self.embedder.embed([c.text for c in chunks], batch_size=self.settings.embedding_batch_size)
         self.store.replace_documents([r for r, _ in batch], chunks, vectors)

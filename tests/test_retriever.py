@@ -1,0 +1,82 @@
+"""The domain-tuned retriever: training pairs without evaluation leakage, a registered embedding-model version, and
+switching a live store to it (new collections, atomic swap, the old ones kept until dropped)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import SAMPLE_KB, make_settings
+
+
+def test_kb_pairs_never_contain_evaluation_questions():
+    from training.retriever import _norm, kb_pairs
+
+    questions = [json.loads(l)["question"] for l in (SAMPLE_KB / "eval.jsonl").read_text().splitlines()]
+    pairs = kb_pairs([SAMPLE_KB], questions)
+    assert len(pairs) >= 15 and all(p["passage"] for p in pairs)
+    asked = {_norm(q) for q in questions}
+    assert not [p for p in pairs if _norm(p["question"]) in asked]
+    # Without the exclusion some FAQ questions would be in: the filter is doing work.
+    assert len(kb_pairs([SAMPLE_KB], [])) > len(pairs)
+
+
+def test_split_matches_the_benchmark_samples():
+    from training.retriever import split_insuranceqa
+
+    qs = [{"question_id": f"q{i}"} for i in range(3000)]
+    train, val, test = split_insuranceqa(qs)
+    ids = lambda xs: {q["question_id"] for q in xs}  # noqa: E731
+    assert len(test) == 1000 and len(val) == 500 and len(train) == 1500
+    assert not ids(train) & ids(test) and not ids(train) & ids(val) and not ids(val) & ids(test)
+    import random
+
+    assert ids(test) == ids(random.Random(0).sample(qs, 1000))  # what bench/retrieval.py samples
+
+
+@pytest.fixture(scope="module")
+def tuned_model(tmp_path_factory):
+    from training.__main__ import main
+
+    reg = tmp_path_factory.mktemp("embedders")
+    assert main(["--models-dir", str(reg), "retriever", "--set", "max_steps=2", "--set", "batch_size=8"]) == 0
+    version = json.loads((reg / "audit.jsonl").read_text().splitlines()[0])["version"]
+    return reg, version
+
+
+def test_switching_a_store_to_the_tuned_model(tuned_model, kb_copy, embedder, capsys):
+    from assistant.pipeline import Assistant
+    from assistant.store import KnowledgeStore
+    from ingest.__main__ import main as ingest_main
+    from ingest.pipeline import Ingestor
+
+    reg, version = tuned_model
+    meta = json.loads((reg / version / "metadata.json").read_text())
+    assert meta["status"] == "ready" and meta["metrics"]["steps"] == 2 and meta["metrics"]["sources"]["kb"] > 0
+    model = reg / version / "model"
+
+    before = KnowledgeStore(kb_copy)
+    old, chunks = before.collection_name, before.count()
+    assert ingest_main(["--store", str(kb_copy), "--switch-embedding", str(model), "--quiet"]) == 0
+    after = KnowledgeStore(kb_copy)
+    assert after.collection_name != old and after.count() == chunks
+    assert after.embedding_model == str(model.resolve())
+    sets = {c["name"]: c for c in after.collection_sets()}
+    assert sets[after.collection_name]["live"] and sets[old]["chunks"] == chunks  # the old one is kept
+
+    # Queries are embedded with the store's model, whatever the caller's default.
+    a = Assistant(make_settings(kb_copy))
+    assert a.embedder.model_path == str(model.resolve())
+    ans = a.ask("What is the deductible for escape of water claims?")
+    assert not ans.refused and ans.citations[0].source == "home-insurance.md"
+
+    # Nothing changed in the documents: re-ingesting embeds nothing.
+    summary = Ingestor(after, make_settings(kb_copy), progress=False).ingest([SAMPLE_KB])
+    assert summary.ok and summary.chunks_embedded == 0
+    with pytest.raises(ValueError, match="switch models"):
+        Ingestor(after, make_settings(kb_copy), embedder, progress=False)  # vectors of two models never mix
+
+    assert ingest_main(["--store", str(kb_copy), "--drop-collection", after.collection_name]) == 2  # live: refused
+    assert ingest_main(["--store", str(kb_copy), "--drop-collection", old, "--collections"]) == 0
+    assert old not in {c["name"] for c in KnowledgeStore(kb_copy).collection_sets()}
