@@ -80,3 +80,22 @@ def test_switching_a_store_to_the_tuned_model(tuned_model, kb_copy, embedder, ca
     assert ingest_main(["--store", str(kb_copy), "--drop-collection", after.collection_name]) == 2  # live: refused
     assert ingest_main(["--store", str(kb_copy), "--drop-collection", old, "--collections"]) == 0
     assert old not in {c["name"] for c in KnowledgeStore(kb_copy).collection_sets()}
+
+
+def test_fast_encoder_is_a_shallower_student(tmp_path):
+    from assistant.embeddings import Embedder
+    from training.__main__ import main
+
+    reg = tmp_path / "embedders"
+    assert main(["--models-dir", str(reg), "fast-encoder", "--set", "max_steps=2", "--set", "batch_size=8",
+                 "--set", "layers=[0,3]"]) == 0
+    (version,) = [p.name for p in reg.iterdir() if p.is_dir()]
+    meta = json.loads((reg / version / "metadata.json").read_text())
+    m = meta["metrics"]
+    assert meta["status"] == "ready" and m["layers"] == [0, 3] and m["texts"] > 20
+    assert m["texts_per_s_student"] > 0 and m["speedup"] > 0 and -1 <= m["cosine_to_teacher"] <= 1
+    config = json.loads((reg / version / "model" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2  # saved in Hugging Face format, loadable by anything
+    e = Embedder(str(reg / version / "model"))
+    v = e.embed(["How do I make a claim?"])
+    assert v.shape == (1, 384) and abs(float((v ** 2).sum()) - 1) < 1e-4

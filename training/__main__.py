@@ -163,22 +163,31 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--insuranceqa", help="opt-in: the InsuranceQA folder (research use only), e.g. ../shared/data/insuranceqa")
     r.add_argument("--no-hard-negatives", action="store_true")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. max_steps=50, batch_size=32")
+    fe = sub.add_parser("fast-encoder", help="distill a shallower, faster embedding model from a teacher")
+    fe.add_argument("--teacher", help="model folder or embedders version (default: the packaged all-MiniLM-L6-v2)")
+    fe.add_argument("--kb", action="append", help="knowledge-base folder for texts (default: data/sample_kb)")
+    fe.add_argument("--insuranceqa", help="opt-in: the InsuranceQA folder (research use only)")
+    fe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. max_steps=50, layers=[0,3]")
     args = p.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    reg = Registry(args.models_dir or (get_settings().embedders_dir if args.command in ("embedders", "retriever")
-                                       else get_settings().models_dir))
+    reg = Registry(args.models_dir or (get_settings().embedders_dir
+                                       if args.command in ("embedders", "retriever", "fast-encoder") else get_settings().models_dir))
     try:
-        if args.command == "retriever":
-            from training.retriever import RetrieverConfig, run as train_retriever
+        if args.command in ("retriever", "fast-encoder"):
+            overrides = {k: json.loads(v) if v[:1] in "0123456789[" or v in ("true", "false") else v
+                         for k, v in (kv.split("=", 1) for kv in args.set)}
+            common = {**({"kb": args.kb} if args.kb else {}), "insuranceqa": args.insuranceqa, **overrides}
+            if args.command == "retriever":
+                from training.retriever import RetrieverConfig, run as train
 
-            overrides = dict(kv.split("=", 1) for kv in args.set)
-            cfg = RetrieverConfig.model_validate({**({"kb": args.kb} if args.kb else {}), "base": args.base,
-                                                  "pairs_file": args.pairs, "insuranceqa": args.insuranceqa,
-                                                  "hard_negatives": not args.no_hard_negatives,
-                                                  **{k: json.loads(v) if v[:1].isdigit() or v in ("true", "false") else v
-                                                     for k, v in overrides.items()}})
-            version = train_retriever(cfg, reg)
+                cfg = RetrieverConfig.model_validate({**common, "base": args.base, "pairs_file": args.pairs,
+                                                      "hard_negatives": not args.no_hard_negatives})
+            else:
+                from training.fast_encoder import FastEncoderConfig, run as train
+
+                cfg = FastEncoderConfig.model_validate({**common, "teacher": args.teacher})
+            version = train(cfg, reg)
             print(f"new embedding model {version} in {reg.dir}: {json.dumps(reg.metadata(version)['metrics'])}\n"
                   f"switch the store to it: python -m ingest --switch-embedding {reg.path(version) / 'model'}")
             return 0
