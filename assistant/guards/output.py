@@ -58,7 +58,7 @@ class OutputCheck:
     role: str
     own_pii: set[str]
     buffer: str = ""
-    pending: list[str] = field(default_factory=list)  # checked, uncited, waiting for a cited sentence
+    pending: list[str] = field(default_factory=list)  # uncited sentences, waiting for a cited one to pass
     shown: list[str] = field(default_factory=list)
     cited: list[int] = field(default_factory=list)
     raw_cited: bool = False  # the generated text cited a retrieved passage (before any check)
@@ -157,7 +157,7 @@ class OutputGuard:
         if role == "customer":
             n = self.cfg["internal_leak_ngram"]
             leaked = shingles(plain, n) & self.internal_shingles()
-            if leaked - set().union(*(shingles(h.chunk.text, n) for h in hits)):
+            if leaked and leaked - set().union(*(shingles(h.chunk.text, n) for h in hits)):
                 return reject("internal_leak", "repeats an internal document")
         grounded, detail = self.grounded(plain, sources, source_text)
         if not grounded:
