@@ -42,6 +42,8 @@ def test_ingest_flags_planted_instructions_and_nothing_else(redteam_store, redte
     flagged = {doc_id.rsplit("/", 1)[-1] for doc_id, _ in public.flagged}
     assert flagged == {"claims-portal-update.md", "partner-garages.html", "windscreen-service.txt"}
     assert not internal.flagged
+    lines = " ".join(line for _, line in public.flagged)
+    assert "ZEBRA-7731" in lines and "free new car" in lines and "GB29" in lines  # every planted order
     store = redteam_assistant.store
     sample = [t for t in store.texts("public") + store.texts("internal")
               if "ZEBRA" not in t and "bw-refunds" not in t and "free new car" not in t]

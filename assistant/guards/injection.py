@@ -96,21 +96,33 @@ class InjectionDetector:
         return Verdict("injection", True)
 
 
+_DOC_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def _sentences(line: str) -> list[str]:
+    return _DOC_SENTENCE.split(line)
+
+
 def instruction_lines(text: str) -> list[str]:
-    """Lines of a document that read as commands to an AI."""
+    """Sentences of a document that read as commands to an AI (a sentence, not a line: some sources keep a whole
+    answer on one line, and one bad sentence must not cost the rest)."""
     patterns = compiled("injection", "document_patterns")
-    return [line.strip() for line in text.splitlines() if line.strip() and first_match(patterns, normalize(line))]
+    return [s.strip() for line in text.splitlines() for s in _sentences(line)
+            if s.strip() and first_match(patterns, normalize(s))]
 
 
 def neutralize(text: str) -> tuple[str, int]:
-    """The text with instruction-like lines replaced, and how many were."""
+    """The text with instruction-like sentences replaced, and how many were."""
     patterns = compiled("injection", "document_patterns")
     replacement = rail_config("injection")["neutralized_text"]
     lines, n = [], 0
     for line in text.split("\n"):
-        if line.strip() and first_match(patterns, normalize(line)):
-            lines.append(replacement)
-            n += 1
-        else:
-            lines.append(line)
+        parts = []
+        for s in _sentences(line):
+            if s.strip() and first_match(patterns, normalize(s)):
+                parts.append(replacement)
+                n += 1
+            else:
+                parts.append(s)
+        lines.append(" ".join(parts))
     return "\n".join(lines), n
