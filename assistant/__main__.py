@@ -164,7 +164,8 @@ def cmd_evaluate(args) -> int:
     cases = [c for c in cases if c.get("question")][: args.limit or None]
     a = _assistant(args)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    available = {b: a.generator(b).available() if b in a.backends() else (False, "unknown backend") for b in backends}
+    known = a.backends()  # each backend's availability, checked once
+    available = {b: known.get(b, (False, "unknown backend")) for b in backends}
     for b, (ok, why) in available.items():
         if not ok:
             print(f"skipping {b}: {why}", file=sys.stderr)
