@@ -96,11 +96,24 @@ class Settings(BaseSettings):
     audit_enabled: bool = Field(True, description="Log every interaction (redacted), its guard verdicts and latencies.")
     audit_db: Path | None = Field(None, description="SQLite audit log; empty = `audit.sqlite` beside the store folder.")
 
+    # --- documents uploaded through the UI / API ----------------------------------------------------------------
+    uploads_dir: Path | None = Field(None, description="Where uploaded documents are kept; empty = `uploads` beside the store folder.")
+    upload_max_mb: int = Field(50, description="Largest accepted upload (MB).")
+
+    # --- UI ---------------------------------------------------------------------------------------------------
+    ui_staff_code: SecretStr | None = Field(
+        None, description="Access code the Streamlit UI asks for before showing staff pages; empty = role chosen freely "
+                          "(a demo; put the UI behind your single sign-on in production).")
+
     # --- contact channel (used in refusals when no document says better) ---------------------------------------
     contact_fallback: str = Field(
         "Brightwater Mutual customer service: 0800 555 0142 (Mon-Fri 8:00-20:00, Sat 9:00-13:00) or help@brightwater-mutual.example",
         description="Contact channel offered when the documents do not answer.",
     )
+
+    @property
+    def uploads_path(self) -> Path:
+        return self.uploads_dir or Path(self.store_dir).parent / "uploads"
 
     @property
     def audit_path(self) -> Path:

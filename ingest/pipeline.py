@@ -89,8 +89,9 @@ def audience_for(doc: LoadedDoc, file: Path, forced: str | None) -> str:
 
 
 class Ingestor:
-    def __init__(self, store: KnowledgeStore, settings, embedder=None, progress: bool = True):
+    def __init__(self, store: KnowledgeStore, settings, embedder=None, progress: bool = True, on_progress=None):
         self.store = store
+        self.on_progress = on_progress  # on_progress(files_done, files_total, file_name): a UI's own progress bar
         self.settings = settings
         self._embedder = embedder  # loaded on first use: a re-ingest of unchanged documents needs no model
         self.progress = progress
@@ -125,7 +126,9 @@ class Ingestor:
             pending_docs: list[tuple[DocumentRecord, list]] = []
             pending_chunks = 0
             bar = tqdm(total=0, unit="chunk", desc="embedding", disable=not self.progress, leave=False)
-            for file in tqdm(files, unit="file", desc="ingesting", disable=not self.progress, leave=False):
+            for i, file in enumerate(tqdm(files, unit="file", desc="ingesting", disable=not self.progress, leave=False)):
+                if self.on_progress:
+                    self.on_progress(i, len(files), file.name)
                 try:
                     docs = load_file(file, self.settings)
                     work = self._plan(file, docs, audience, known, summary)
@@ -150,6 +153,8 @@ class Ingestor:
             if pending_docs:
                 summary.chunks_embedded += self._flush(pending_docs, bar)
             bar.close()
+            if self.on_progress:
+                self.on_progress(len(files), len(files), "")
             if summary.added or summary.updated or summary.removed:
                 self.store.refresh_bm25()
         summary.seconds = time.perf_counter() - t0

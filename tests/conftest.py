@@ -69,6 +69,19 @@ def kb_assistant(kb_store_dir, embedder):
     return Assistant(make_settings(kb_store_dir), embedder=embedder)
 
 
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """One whole `python -m training all --preset cpu-tiny` run into a temporary registry."""
+    from training.__main__ import main
+    from training.registry import Registry
+
+    models = tmp_path_factory.mktemp("models")
+    assert main(["--models-dir", str(models), "all", "--preset", "cpu-tiny"]) == 0
+    reg = Registry(models)
+    (version,) = [v["version"] for v in reg.versions()]
+    return reg, version
+
+
 @pytest.fixture
 def kb_copy(tmp_path, kb_store_dir):
     """A private copy of the ingested sample KB, for tests that change it."""

@@ -13,19 +13,6 @@ import torch
 from tests.conftest import ROOT, SAMPLE_KB, make_settings
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory):
-    """One whole `python -m training all --preset cpu-tiny` run into a temporary registry."""
-    from training.__main__ import main
-    from training.registry import Registry
-
-    models = tmp_path_factory.mktemp("models")
-    assert main(["--models-dir", str(models), "all", "--preset", "cpu-tiny"]) == 0
-    reg = Registry(models)
-    (version,) = [v["version"] for v in reg.versions()]
-    return reg, version
-
-
 def test_pipeline_runs_every_stage_and_writes_the_report_card(trained):
     reg, version = trained
     run = reg.path(version)

@@ -96,12 +96,13 @@ def cmd_models(reg, args) -> int:
     console = Console(width=None if sys.stdout.isatty() else 160)  # pipes and CI logs: no truncated names
     if args.action == "list":
         if args.command == "embedders":
-            table = Table("version", "status", "promoted", "created", "pairs", "steps", "val R@5 stock → tuned")
+            table = Table("version", "status", "promoted", "created", "pairs", "steps", "val R@5 base → tuned", "speed-up")
             for m in reg.versions():
                 x = m.get("metrics") or {}
-                recall = f"{x['val_recall@5_stock']:.3f} → {x['val_recall@5_tuned']:.3f}" if "val_recall@5_tuned" in x else ""
+                before = x.get("val_recall@5_base", x.get("val_recall@5_stock"))  # older versions: stock was the base
+                recall = f"{before:.3f} → {x['val_recall@5_tuned']:.3f}" if "val_recall@5_tuned" in x else ""
                 table.add_row(m["version"], m["status"], "★" if m["promoted"] else "", m["created"], str(x.get("pairs", "")),
-                              str(x.get("steps", "")), recall)
+                              str(x.get("steps", "")), recall, f"{x['speedup']}x" if "speedup" in x else "")
             console.print(table)
             return 0
         table = Table("version", "preset", "status", "promoted", "created", "held-out ppl (aligned)", "private F1")
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     fe.add_argument("--teacher", help="model folder or embedders version (default: the packaged all-MiniLM-L6-v2)")
     fe.add_argument("--kb", action="append", help="knowledge-base folder for texts (default: data/sample_kb)")
     fe.add_argument("--insuranceqa", help="opt-in: the InsuranceQA folder (research use only)")
+    fe.add_argument("--objective", choices=["mse", "pairs"],
+                    help="mse: reproduce the teacher's vectors; pairs: learn the retrieval task on (question, passage) pairs")
     fe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. max_steps=50, layers=[0,3]")
     args = p.parse_args(argv)
 
@@ -186,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 from training.fast_encoder import FastEncoderConfig, run as train
 
-                cfg = FastEncoderConfig.model_validate({**common, "teacher": args.teacher})
+                cfg = FastEncoderConfig.model_validate({**common, "teacher": args.teacher,
+                                                        **({"objective": args.objective} if args.objective else {})})
             version = train(cfg, reg)
             print(f"new embedding model {version} in {reg.dir}: {json.dumps(reg.metadata(version)['metrics'])}\n"
                   f"switch the store to it: python -m ingest --switch-embedding {reg.path(version) / 'model'}")

@@ -8,7 +8,10 @@ and document headings (→ their section), never a question of the evaluation se
 `--pairs` adds a JSONL of {"question", "passage"}; `--insuranceqa` adds the research data set's questions (opt-in:
 its terms allow research use only; the 1,000 test and 500 validation questions of bench/retrieval.py are never
 used). Loss: sentence-transformers' MultipleNegativesRankingLoss with in-batch negatives plus one hard negative per
-pair mined with BM25 (a passage that shares words with the question but is not its answer).
+pair: mined with BM25 (a passage that shares words with the question but is not its answer) or, with `miner` set to
+an embedding model (`--set miner=VERSION`), a passage that model ranks high for the question. Dense negatives skip
+the top ranks and any passage scoring within `negative_margin` of the gold one: in InsuranceQA many answers are
+near-duplicates, and training on those false negatives is what made a BM25-mined trial worse.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ class RetrieverConfig(BaseModel):
     pairs_file: str | None = None
     insuranceqa: str | None = None
     hard_negatives: bool = True
+    miner: str | None = None  # embedding model (folder or version) that mines the negatives; None: BM25
+    negative_ranks: list[int] = [3, 30]  # dense negatives are drawn from these ranks (first inclusive, last exclusive)
+    negative_margin: float = 0.05  # ... and must score below (1 - margin) x the gold passage's score
     epochs: int = 1
     batch_size: int = 64
     lr: float = 5e-5
@@ -119,6 +125,38 @@ def mine_hard_negatives(pairs: list[dict], corpus: list[str], depth: int = 10) -
                 break
 
 
+def mine_dense_negatives(pairs: list[dict], corpus: list[str], model, ranks: list[int], margin: float,
+                         seed: int = 0, progress: bool = True) -> int:
+    """Adds "negative": a passage `model` ranks within `ranks` for the question, not gold and clearly below the gold
+    passage's score (relative margin). Returns how many pairs got one."""
+    import numpy as np
+
+    rng = random.Random(seed)
+    c = model.encode(corpus, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress)
+    q = model.encode([p["question"] for p in pairs], batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                     show_progress_bar=progress)
+    index = {t: i for i, t in enumerate(corpus)}
+    pos = c[[index[p["passage"]] for p in pairs]]  # every positive is in the corpus: no second encoding
+    found = 0
+    for start in range(0, len(pairs), 1024):  # blocks keep the score matrix small (1,024 x corpus)
+        scores = q[start:start + 1024] @ c.T
+        top = np.argsort(-scores, axis=1)[:, : ranks[1]]
+        for j, row in enumerate(top):
+            p = pairs[start + j]
+            ceiling = (1 - margin) * float(q[start + j] @ pos[start + j])
+            gold = p.get("gold_texts", set()) | {p["passage"]}
+            options = [int(i) for i in row[ranks[0]:] if scores[j, i] < ceiling and corpus[int(i)] not in gold]
+            if options:
+                p["negative"] = corpus[rng.choice(options)]
+                found += 1
+    return found
+
+
+def resolve_model(name: str, registry) -> str:
+    """A model folder, or a version in the embedding-model registry."""
+    return name if Path(name).exists() else str(registry.path(name) / "model")
+
+
 def recall_at_5(model, questions: list[str], golds: list[set[int]], corpus: list[str]) -> float:
     import numpy as np
 
@@ -141,7 +179,7 @@ def run(cfg: RetrieverConfig, registry, progress: bool = True) -> str:
     from assistant.settings import get_settings
 
     torch.manual_seed(cfg.seed)
-    base = cfg.base or get_settings().embedding_model_path
+    base = resolve_model(cfg.base, registry) if cfg.base else get_settings().embedding_model_path
     eval_questions = []
     for root in cfg.kb:
         f = Path(root) / "eval.jsonl"
@@ -163,9 +201,17 @@ def run(cfg: RetrieverConfig, registry, progress: bool = True) -> str:
     if not pairs:
         raise ValueError("no training pairs: check --kb / --pairs / --insuranceqa")
     random.Random(cfg.seed).shuffle(pairs)
+    mined = 0
     if cfg.hard_negatives:
         corpus = list(dict.fromkeys([p["passage"] for p in pairs] + list(pool.values())))
-        mine_hard_negatives(pairs, corpus)
+        if cfg.miner:
+            miner = SentenceTransformer(resolve_model(cfg.miner, registry), device="cpu")
+            miner.max_seq_length = cfg.max_seq_length
+            mined = mine_dense_negatives(pairs, corpus, miner, cfg.negative_ranks, cfg.negative_margin, cfg.seed, progress)
+            del miner
+        else:
+            mine_hard_negatives(pairs, corpus)
+            mined = sum("negative" in p for p in pairs)
     columns = {"anchor": [p["question"] for p in pairs], "positive": [p["passage"] for p in pairs]}
     if cfg.hard_negatives:
         fallback = [p["passage"] for p in pairs[1:]] + [pairs[0]["passage"]]
@@ -189,7 +235,8 @@ def run(cfg: RetrieverConfig, registry, progress: bool = True) -> str:
     seconds = time.perf_counter() - t0
     model.save(str(path / "model"))
 
-    metrics = {"pairs": len(pairs), "sources": sources, "hard_negatives": cfg.hard_negatives,
+    metrics = {"pairs": len(pairs), "sources": sources, "hard_negatives": cfg.hard_negatives, "mined": mined,
+               "miner": cfg.miner or ("bm25" if cfg.hard_negatives else None),
                "steps": result.global_step, "train_loss": round(result.training_loss, 4), "train_seconds": round(seconds, 1),
                "base": base}
     if val:  # a quick held-out check: validation questions against their answers plus distractors
@@ -201,7 +248,7 @@ def run(cfg: RetrieverConfig, registry, progress: bool = True) -> str:
         corpus = [pool[a] for a in ids]
         golds = [{index[a] for a in q["answer_ids"] if a in index} for q in val]
         qs = [q["question"] for q in val]
-        metrics["val_recall@5_stock"] = recall_at_5(SentenceTransformer(base, device="cpu"), qs, golds, corpus)
+        metrics["val_recall@5_base"] = recall_at_5(SentenceTransformer(base, device="cpu"), qs, golds, corpus)
         metrics["val_recall@5_tuned"] = recall_at_5(model, qs, golds, corpus)
         metrics["val_corpus"] = len(corpus)
     (path / "metrics.json").write_text(json.dumps(metrics, indent=2))

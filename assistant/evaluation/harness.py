@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from assistant.evaluation.metrics import (cites_source, faithfulness, retrieval_rank, rouge_l, token_f1)
+from assistant.schema import Answer
 from assistant.session import Session
 
 # Per-question metrics (means over the questions where they apply) and whether higher is better.
@@ -73,7 +74,9 @@ def cost(settings, backend: str, prompt_tokens: int, completion_tokens: int, lat
     return 0.0
 
 
-def run(assistant, cases: list[dict], backends: list[str], role: str = "customer", progress: bool = True) -> list[Record]:
+def run(assistant, cases: list[dict], backends: list[str], role: str = "customer", progress: bool = True,
+        on_progress=None) -> list[Record]:
+    """Every case through every backend. `on_progress(done, total, backend)` lets a UI draw its own progress bar."""
     from tqdm.auto import tqdm
 
     retrieval = {}
@@ -89,14 +92,29 @@ def run(assistant, cases: list[dict], backends: list[str], role: str = "customer
             bar.set_postfix_str(backend)
             records.append(_score(assistant, case, backend, role, gen, retrieval))
             bar.update()
+            if on_progress:
+                on_progress(bar.n, bar.total, backend)
     bar.close()
     return records
 
 
+def side_by_side(assistant, question: str, backends: list[str], role: str = "customer",
+                 user_id: str = "compare") -> list[tuple[Answer, Record]]:
+    """One question through each backend, scored as the batch evaluation scores it (no reference: the answer, its
+    citations, verdicts, latency, tokens, cost and whether data left the company). The UI's compare page uses this."""
+    case = {"id": "adhoc", "question": question}
+    return [_answer_and_score(assistant, case, b, role, assistant.generator(b), {}, user_id) for b in backends]
+
+
 def _score(assistant, case: dict, backend: str, role: str, gen, retrieval: dict) -> Record:
+    return _answer_and_score(assistant, case, backend, role, gen, retrieval)[1]
+
+
+def _answer_and_score(assistant, case: dict, backend: str, role: str, gen, retrieval: dict,
+                      user_id: str | None = None) -> tuple[Answer, Record]:
     expected = expected_refusal(case, role)
     t0 = time.perf_counter()
-    ans = assistant.ask(case["question"], role=role, backend=backend, session=Session(user_id=f"eval-{case['id']}"))
+    ans = assistant.ask(case["question"], role=role, backend=backend, session=Session(user_id=user_id or f"eval-{case['id']}"))
     latency = (time.perf_counter() - t0) * 1000
     usage = ans.usage or {}
     r = Record(id=case["id"], backend=backend, role=role, question=case["question"], reference=case.get("reference") or "",
@@ -121,7 +139,7 @@ def _score(assistant, case: dict, backend: str, role: str, gen, retrieval: dict)
     if ans.citations and not ans.refused:
         fetched = assistant.store.fetch([c.chunk_id for c in ans.citations])
         r.faithfulness = faithfulness(ans.answer, [fetched[c.chunk_id][0].text for c in ans.citations if c.chunk_id in fetched])
-    return r
+    return ans, r
 
 
 def bootstrap_ci(values: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:
