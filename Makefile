@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run ingest test bench train pdfs clean
+.PHONY: install browser run ingest test bench train pdfs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The end-to-end UI test and bench/ui_latency.py drive Debian's Chromium (never a Playwright download); the emoji
+# font makes screenshots show icons rather than boxes.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:  ## headless Chromium for the browser test (apt)
+	@command -v chromium >/dev/null && fc-list | grep -qi "color emoji" || { \
+		$(SUDO) apt-get install -y -q chromium fonts-noto-color-emoji || \
+		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium fonts-noto-color-emoji; }; }
+
 ingest: install  ## ingest the sample knowledge base (idempotent: unchanged documents are skipped)
 	$(PY) -m ingest data/sample_kb
 
@@ -23,7 +31,7 @@ run: ingest  ## the Streamlit chat on http://localhost:8501
 	$(PY) -m streamlit run ui/app.py --server.headless true --server.address 127.0.0.1 --server.port 8501 \
 		--browser.gatherUsageStats false
 
-test: install  ## the whole test suite
+test: install browser  ## the whole test suite
 	$(PY) -m pytest -q
 
 bench: install  ## every benchmark (retrieval needs ../shared/data/insuranceqa)

@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.conftest import ROOT, make_pdf
-from ui.testing import ask, browser_page, choose, streamlit_server
+from ui.testing import ask, browser_page, choose, settle, streamlit_server
 
 SHOTS = ROOT / "test-artifacts" / "e2e"
 TIMEOUT = 90_000  # ms: the first answer waits for the embedding model to load
@@ -34,15 +34,19 @@ def test_chat_role_documents_and_compare_in_a_browser(kb_copy, tmp_path):
         expect(answer).to_contain_text("[1]")
         expect(page.get_by_text(re.compile("answered for a customer"))).to_be_visible()
         answer.get_by_text(re.compile(r"Sources \(\d+\)")).click()
-        expect(answer).to_contain_text("privacy-notice.html")
+        expect(answer.get_by_text("Call recordings are kept for 12 months. Quotes")).to_be_visible()
+        page.wait_for_timeout(600)  # the expander's opening animation
         page.screenshot(path=SHOTS / "02-answer-with-sources.png", full_page=True)
 
         # Staff: internal answers, the rails' verdicts, the staff pages.
         page.get_by_test_id("stSidebar").get_by_text("staff", exact=True).click()
         expect(page.get_by_role("link", name="Documents")).to_be_visible()
         ask(page, "What is the internal extension of the Special Investigations Unit?")
-        expect(page.get_by_test_id("stChatMessage").last).to_contain_text("4410")
-        expect(page.get_by_text(re.compile(r"Guard verdicts")).last).to_be_visible()
+        staff_answer = page.get_by_test_id("stChatMessage").last
+        expect(staff_answer).to_contain_text("4410")
+        staff_answer.get_by_text(re.compile(r"Guard verdicts")).click()  # drawn once the answer is complete
+        expect(staff_answer.get_by_text("injection", exact=True).first).to_be_visible()
+        page.wait_for_timeout(600)
         page.screenshot(path=SHOTS / "03-staff-answer.png", full_page=True)
 
         # Documents: upload a PDF, see it ingested and listed, delete it.
@@ -52,20 +56,26 @@ def test_chat_role_documents_and_compare_in_a_browser(kb_copy, tmp_path):
         expect(page.get_by_text("boat-cover.pdf")).to_be_visible()
         page.get_by_role("button", name="Ingest").click()
         expect(page.get_by_text(re.compile(r"added 1 ·"))).to_be_visible()
+        expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+        settle(page)
         page.screenshot(path=SHOTS / "04-document-uploaded.png", full_page=True)
         uploaded = str((kb_copy.parent / "uploads" / "public" / "boat-cover.pdf").resolve())
         choose(page, "File", uploaded)
         page.get_by_role("button", name="Delete").click()
         page.get_by_role("button", name="Yes, delete").click()
         expect(page.get_by_text(re.compile("Deleted 1 document"))).to_be_visible()
+        settle(page)
+        page.keyboard.press("Escape")  # close the confirmation popover
         page.screenshot(path=SHOTS / "05-document-deleted.png", full_page=True)
 
         # Compare A vs B: the offline backend beside an unavailable one, with the reason shown.
         page.get_by_role("link", name="Compare A vs B").click()
         choose(page, "Left", "Offline extractive")
-        page.get_by_label("Question").fill("How long is the cooling-off period?")
-        page.get_by_label("Question").press("Enter")
+        page.get_by_label("Question", exact=True).fill("How long is the cooling-off period?")
+        page.get_by_label("Question", exact=True).press("Enter")
         page.get_by_role("button", name="Compare").click()
         expect(page.get_by_text(re.compile(r"Data left the company:\s*no"))).to_be_visible()
         expect(page.get_by_text(re.compile("OPENAI_API_KEY|private model")).first).to_be_visible()
-        page.screenshot(path=SHOTS / "06-compare.png", full_page=True)
+        settle(page)
+        page.set_viewport_size({"width": 1400, "height": 1500})  # both answers and their figures in one shot
+        page.screenshot(path=SHOTS / "06-compare.png")

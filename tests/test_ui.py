@@ -168,12 +168,14 @@ def test_documents_page_uploads_lists_reingests_and_deletes(monkeypatch, kb_copy
     files = set(at.dataframe[0].value["file"])
     uploaded = next(f for f in files if f.endswith("boat-cover.pdf"))
 
-    at.selectbox(key="doc_selected").set_value(uploaded).run()
+    next(s for s in at.selectbox if s.label == "File").set_value(uploaded).run()
     at.button(key="doc_reingest").click().run()
     assert any("skipped 1" in s.value for s in at.success), "an unchanged file is not re-embedded"
     at.button(key="doc_delete").click().run()
     assert not at.exception
     assert uploaded not in set(at.dataframe[0].value["file"])
+    assert any("Deleted 1 document" in s.value for s in at.success)
+    assert next(s for s in at.selectbox if s.label == "File").value is None
     assert not (uploads / "boat-cover.pdf").exists()
 
 

@@ -83,6 +83,12 @@ def browser_page(viewport=(1400, 1000)):
             browser.close()
 
 
+def settle(page, timeout: float = 90_000) -> None:
+    """Wait until the script run is over and no stale element from the previous run is left on screen."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')"
+                           " && !document.querySelector('[data-stale=true]')", timeout=timeout)
+
+
 def ask(page, question: str) -> None:
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill(question)

@@ -24,6 +24,8 @@ with st.sidebar:
     if st.button("New conversation", icon=":material/refresh:"):
         st.session_state.messages = []
         st.session_state.pop("session", None)
+    person = st.button("Talk to a person", icon=":material/support_agent:",
+                       help="Our team's contact details, and this conversation flagged for them")
     st.caption(f"{assistant.store.count()} passages in the knowledge base")
 
 if assistant.store.count() == 0:
@@ -51,7 +53,6 @@ for i, m in enumerate(messages):
                 st.caption(m["caption"])
             render_feedback(assistant.audit, m.get("interaction_id"), str(i))
 
-person = st.button("Talk to a person", icon=":material/support_agent:", help="Our team's contact details, and this conversation flagged for them")
 question = st.chat_input("Ask about your cover, claims, payments…") or (HANDOFF_REQUEST if person else None)
 if not question:
     st.stop()

@@ -54,7 +54,7 @@ with single:
             render_verdicts(ans.guards, key=f"cmp-{name}")
             m = st.columns(3)
             m[0].metric("Latency", f"{rec.latency_ms:.0f} ms")
-            m[1].metric("Tokens (prompt + completion)", f"{rec.prompt_tokens} + {rec.completion_tokens}")
+            m[1].metric("Tokens in · out", f"{rec.prompt_tokens} · {rec.completion_tokens}", help="prompt and completion tokens")
             m[2].metric("Estimated cost", f"${rec.cost_usd:.5f}")
             st.markdown(f"**Data left the company:** {'yes' if rec.left_company else 'no'}")
 

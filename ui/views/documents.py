@@ -61,6 +61,9 @@ if submitted and files:
             Path(path).unlink(missing_ok=True)
         show_summary(summary)
 
+if flash := st.session_state.pop("doc_flash", None):  # survives the rerun that refreshes the list
+    st.success(flash, icon=":material/delete:")
+
 records = store.manifest.all()
 if not records:
     st.info("No documents yet: upload some above, or run `python -m ingest data/sample_kb`.")
@@ -78,7 +81,9 @@ table = pd.DataFrame(by_file.values())
 st.caption(f"{len(table)} files · {int(table['documents'].sum())} documents · {int(table['chunks'].sum())} chunks")
 st.dataframe(table, hide_index=True, width="stretch")
 
-chosen = st.selectbox("File", list(by_file), key="doc_selected", index=None, placeholder="choose a file to manage")
+# A new key after each deletion empties the box (the browser would otherwise keep showing the deleted file).
+chosen = st.selectbox("File", list(by_file), key=f"doc_selected_{st.session_state.get('doc_generation', 0)}",
+                      index=None, placeholder="choose a file to manage")
 if chosen:
     cols = st.columns(2)
     if cols[0].button("Re-ingest", key="doc_reingest", help="read the file again: changed parts are re-embedded"):
@@ -97,6 +102,6 @@ if chosen:
             upload = Path(chosen).resolve()
             if cfg.uploads_path.resolve() in upload.parents:  # an uploaded copy goes too; source folders are left alone
                 upload.unlink(missing_ok=True)
-            st.session_state.pop("doc_selected", None)
-            st.toast(f"Deleted {len(removed)} document(s) from {chosen}")
+            st.session_state["doc_generation"] = st.session_state.get("doc_generation", 0) + 1
+            st.session_state["doc_flash"] = f"Deleted {len(removed)} document(s) from {chosen}"
             st.rerun()
