@@ -34,10 +34,11 @@ run: ingest  ## the Streamlit chat on http://localhost:8501
 test: install browser  ## the whole test suite
 	$(PY) -m pytest -q
 
-bench: install  ## every benchmark (retrieval needs ../shared/data/insuranceqa)
+bench: install browser  ## every benchmark (retrieval needs ../shared/data/insuranceqa)
 	$(PY) bench/ingest.py
 	$(PY) bench/answers.py
 	$(PY) bench/redteam.py
+	$(PY) bench/ui_latency.py
 	$(PY) bench/retrieval.py
 	$(PY) bench/tokenizer.py
 	$(PY) bench/train_throughput.py

@@ -11,6 +11,9 @@ from ui.resources import get_assistant
 HANDOFF_REQUEST = "I would like to talk to a person, please."
 
 st.title("Brightwater Mutual — customer service")
+# The box is pinned to the bottom wherever it is called: calling it before the first, slow load of the embedding
+# model lets a customer start typing while that load runs.
+typed = st.chat_input("Ask about your cover, claims, payments…")
 assistant = get_assistant()
 available = assistant.backends()
 role = current_role()
@@ -53,7 +56,7 @@ for i, m in enumerate(messages):
                 st.caption(m["caption"])
             render_feedback(assistant.audit, m.get("interaction_id"), str(i))
 
-question = st.chat_input("Ask about your cover, claims, payments…") or (HANDOFF_REQUEST if person else None)
+question = typed or (HANDOFF_REQUEST if person else None)
 if not question:
     st.stop()
 
