@@ -1,4 +1,4 @@
-"""python -m assistant retrieve|ask|chat|log|feedback|forget|config — the assistant from the terminal."""
+"""python -m assistant retrieve|ask|chat|serve|evaluate|log|feedback|forget|config — the assistant from the terminal."""
 
 from __future__ import annotations
 
@@ -206,6 +206,42 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    """The HTTP API under uvicorn. Workers are processes: each loads the model and store once; settings reach them
+    through the environment, so --store is exported rather than passed."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    from assistant.server.auth import parse_keys
+
+    if args.store:
+        os.environ["ASSISTANT_STORE_DIR"] = str(args.store)
+    s = _settings(args)
+    try:
+        keys = parse_keys(s.api_keys.get_secret_value() if s.api_keys else None)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    if not keys:
+        print("no API keys: set ASSISTANT_API_KEYS, e.g. ASSISTANT_API_KEYS='a-long-random-key:customer,"
+              "another-key:staff' (every /v1 route needs one)", file=sys.stderr)
+        return 2
+    if args.workers > 1 and not s.chroma_host:
+        print("several workers need a shared Chroma server (embedded Chroma keeps a per-process index): start one with "
+              "`chroma run --path var/chroma --port 8001` and set ASSISTANT_CHROMA_HOST=127.0.0.1 ASSISTANT_CHROMA_PORT=8001",
+              file=sys.stderr)
+        return 2
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="assistant-metrics-")  # /metrics sums workers
+    print(f"serving on http://{args.host}:{args.port} ({args.workers} worker(s), {len(keys)} key(s), "
+          f"store {s.store_dir}); OpenAPI at /docs", file=sys.stderr)
+    uvicorn.run("assistant.server.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level=args.log_level, proxy_headers=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m assistant", description="Brightwater Mutual customer-service assistant")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -233,6 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--backend", choices=["hosted", "extractive", "private"])
     common(c)
     c.set_defaults(func=cmd_chat)
+
+    sv = sub.add_parser("serve", help="the OpenAI-compatible HTTP API (FastAPI + uvicorn)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--workers", type=int, default=1, help="processes; with several, use a Chroma server (README)")
+    sv.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    sv.add_argument("--store", type=Path, help="store folder (default: settings store_dir)")
+    sv.set_defaults(func=cmd_serve)
 
     ev = sub.add_parser("evaluate", help="compare backends on a question set: report.md, results.json/csv, charts")
     ev.add_argument("--set", type=Path, default=Path("data/sample_kb/eval.jsonl"), help="JSONL in eval.jsonl's format")

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     uploads_dir: Path | None = Field(None, description="Where uploaded documents are kept; empty = `uploads` beside the store folder.")
     upload_max_mb: int = Field(50, description="Largest accepted upload (MB).")
 
+    # --- HTTP API (python -m assistant serve) ----------------------------------------------------------------
+    api_keys: SecretStr | None = Field(
+        None, description="API keys and their roles, `key:customer,key:staff`; every /v1 route needs one (Bearer).")
+    api_max_messages: int = Field(50, description="Most messages in one chat-completions request.")
+    api_max_message_chars: int = Field(8000, description="Longest message accepted by the API (characters).")
+    api_max_body_kb: int = Field(512, description="Largest JSON request body (KB); uploads have `upload_max_mb`.")
+
     # --- UI ---------------------------------------------------------------------------------------------------
     ui_staff_code: SecretStr | None = Field(
         None, description="Access code the Streamlit UI asks for before showing staff pages; empty = role chosen freely "

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from ingest.uploads import UploadRejected, forget_upload, ingest_uploads, save_upload
 from ui.resources import get_assistant, settings
 
 TYPES = ["pdf", "md", "markdown", "txt", "html", "htm", "csv", "jsonl"]
@@ -32,10 +32,6 @@ def show_summary(summary) -> None:
         st.warning(f"{doc_id} contains instruction-like text (kept, neutralized in answers): “{line}”")
 
 
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "document"
-
-
 with st.form("upload", clear_on_submit=True):
     files = st.file_uploader("Add documents", type=TYPES, accept_multiple_files=True,
                              help=f"PDF, Markdown, text, HTML, CSV or JSONL FAQ exports; up to {cfg.upload_max_mb} MB each")
@@ -43,22 +39,16 @@ with st.form("upload", clear_on_submit=True):
                         help="Public: customers may be answered from it. Internal: staff only.")
     submitted = st.form_submit_button("Ingest", type="primary")
 if submitted and files:
-    folder = cfg.uploads_path / audience
-    folder.mkdir(parents=True, exist_ok=True)
     saved = []
     for f in files:
-        if f.size > cfg.upload_max_mb * 1024 * 1024:
-            st.error(f"{f.name} is larger than {cfg.upload_max_mb} MB and was not added.")
-            continue
-        target = folder / safe_name(f.name)
-        target.write_bytes(f.getvalue())
-        saved.append(target)
+        try:
+            saved.append(save_upload(cfg, f.name, f.getvalue(), audience))
+        except UploadRejected as e:
+            st.error(f"{e} — not added.")
     if saved:
         bar = st.progress(0.0, text="ingesting…")
-        summary = ingestor(bar).ingest(saved, audience=audience)
+        summary = ingest_uploads(ingestor(bar), saved, audience)
         bar.empty()
-        for path, _ in summary.failed:  # a file that could not be read is not kept either
-            Path(path).unlink(missing_ok=True)
         show_summary(summary)
 
 if flash := st.session_state.pop("doc_flash", None):  # survives the rerun that refreshes the list
@@ -99,9 +89,7 @@ if chosen:
             from ingest.pipeline import Ingestor
 
             removed = Ingestor(store, assistant.settings, assistant.embedder, progress=False).delete([chosen])
-            upload = Path(chosen).resolve()
-            if cfg.uploads_path.resolve() in upload.parents:  # an uploaded copy goes too; source folders are left alone
-                upload.unlink(missing_ok=True)
+            forget_upload(cfg, chosen)
             st.session_state["doc_generation"] = st.session_state.get("doc_generation", 0) + 1
             st.session_state["doc_flash"] = f"Deleted {len(removed)} document(s) from {chosen}"
             st.rerun()
