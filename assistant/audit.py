@@ -11,6 +11,7 @@ import getpass
 import json
 import re
 import sqlite3
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -39,14 +40,19 @@ class AuditLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.keep = set(keep)  # the insurer's published contacts: not personal data
+        self._local = threading.local()
         with self._conn() as c:
             c.executescript(SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        c = sqlite3.connect(self.path, timeout=30)
-        c.row_factory = sqlite3.Row
-        c.execute("PRAGMA journal_mode=WAL")
-        c.execute("PRAGMA foreign_keys=ON")
+        # One connection per thread, kept: opening one per interaction cost more than the insert under load.
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = sqlite3.connect(self.path, timeout=30)
+            c.row_factory = sqlite3.Row
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = c
         return c
 
     def _clean(self, text: str | None) -> str | None:

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
         None, description="Embedding model folder; empty = the packaged all-MiniLM-L6-v2 (offline)."
     )
     embedders_dir: Path = Field(Path("var/embedders"), description="Folder of the domain-tuned embedding model registry.")
+    embedding_cache_entries: int = Field(20_000, description="Sentence vectors kept in memory (LRU, ~1.5 KB each): the knowledge base's sentences are embedded once, not per question.")
     embedding_batch_size: int = Field(64, description="Texts per embedding batch during ingestion.")
 
     # --- ingestion -----------------------------------------------------------------------------------------

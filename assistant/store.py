@@ -35,10 +35,23 @@ _ADD_BATCH = 1000
 
 
 def analyze(texts: list[str]) -> list[list[str]]:
-    """BM25 analysis: lower-case words, English stop words removed, Snowball-stemmed."""
-    import bm25s
+    """BM25 analysis: lower-case words, English stop words removed, Snowball-stemmed — bm25s.tokenize's analysis
+    (tests/test_ingest.py checks they agree), without its per-call vocabulary and progress-bar set-up, which cost
+    more than the analysis itself on the short texts of a question (and take a global lock under concurrency)."""
+    pattern, stop = _analyzer()
+    stem = _stemmer().stemWords
+    out = []
+    for text in texts:
+        words = [w for w in pattern.findall(text.lower()) if w not in stop]
+        out.append(stem(words) if words else [])
+    return out
 
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+@lru_cache(maxsize=1)
+def _analyzer():
+    from bm25s.tokenization import _infer_stopwords
+
+    return re.compile(r"(?u)\b\w\w+\b"), frozenset(_infer_stopwords("en"))
 
 
 @lru_cache(maxsize=1)
@@ -254,7 +267,7 @@ class KnowledgeStore:
         self.collections = {aud: self._collection(aud) for aud in ("public", "internal")}
         self.manifest = Manifest(self.dir / "manifest.sqlite")
         self._bm25: BM25Index | None = None
-        self._bm25_lock = threading.Lock()
+        self._bm25_lock = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings=None, store_dir: Path | str | None = None) -> "KnowledgeStore":
@@ -406,11 +419,16 @@ class KnowledgeStore:
         generation = self.manifest.generation()
         if self._bm25 is not None and self._bm25.generation == generation:
             return self._bm25
-        loaded = BM25Index.load(self.dir / "bm25")
-        if loaded is not None and loaded.generation == generation:
-            self._bm25 = loaded
-            return loaded
-        return self.refresh_bm25()
+        # One thread reloads; the others wait and reuse its index (this also keeps numpy's header parsing, which
+        # compiles code and is not thread-safe on CPython 3.11, to one thread).
+        with self._bm25_lock:
+            if self._bm25 is not None and self._bm25.generation == generation:
+                return self._bm25
+            loaded = BM25Index.load(self.dir / "bm25")
+            if loaded is not None and loaded.generation == generation:
+                self._bm25 = loaded
+                return loaded
+            return self.refresh_bm25()
 
     def dense_search(self, query_embedding: np.ndarray, k: int, audiences: tuple[str, ...]) -> list[tuple[str, float]]:
         found: list[tuple[str, float]] = []

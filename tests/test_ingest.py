@@ -186,3 +186,16 @@ def test_reingest_restores_chunks_that_chroma_lost(tmp_path, ingestor, store):
                                     metadatas=[{"doc_id": "gone.md", "source": "gone.md", "audience": "public", "title": ""}])
     assert ingestor.ingest([docs]).chunks_embedded == 0
     assert "orphan::1" not in store.all_ids()
+
+
+def test_bm25_analysis_matches_bm25s_tokenize_on_the_sample_kb(kb_assistant):
+    """assistant.store.analyze re-implements bm25s.tokenize's analysis for speed: they must never disagree."""
+    import bm25s
+
+    from assistant.store import _stemmer, analyze
+
+    texts = kb_assistant.store.texts("public") + kb_assistant.store.texts("internal")
+    texts += ["Isn't it 3x cheaper?", "", "ÉTÉ déjà-vu — naïve café", "a I x", "EUR 25,000 policy-holder's claims"]
+    assert len(texts) > 30
+    expected = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+    assert analyze(texts) == [list(t) for t in expected]

@@ -96,7 +96,7 @@ class ExtractiveGenerator:
         lexical = [sum(weights[t] for t in q_terms & set(toks)) / total for toks in analyze([c[1] for c in candidates])]
         pre = sorted(range(len(candidates)), key=lambda i: -(0.5 * lexical[i] + 0.5 * candidates[i][2]))[:16]
         q_vec = self.embedder.embed_one(request.question)
-        sims = self.embedder.embed([candidates[i][1] for i in pre], batch_size=16) @ q_vec
+        sims = self.embedder.embed_cached([candidates[i][1] for i in pre], batch_size=16) @ q_vec
         scored = []
         for i, sim in zip(pre, sims):
             n, s, prior = candidates[i]

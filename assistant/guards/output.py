@@ -193,6 +193,6 @@ class OutputGuard:
         candidates = [s for h in sources for s in split_sentences(h.chunk.text)] or [source_text[:1000]]
         overlap = [len(words & set(toks)) for toks in analyze(candidates)]
         candidates = [c for _, c in sorted(zip(overlap, candidates), key=lambda x: -x[0])[:8]]
-        vecs = self.embedder.embed([plain] + candidates, batch_size=64)
+        vecs = self.embedder.embed_cached([plain] + candidates, batch_size=64)
         cosine = float(np.max(vecs[1:] @ vecs[0]))
         return cosine >= g["cosine_min"], f"lexical {lexical:.2f}, cosine {cosine:.2f}"
