@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install browser run ingest test bench train pdfs clean
+.PHONY: install browser run serve ingest test bench train pdfs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ run: ingest  ## the Streamlit chat on http://localhost:8501
 	$(PY) -m streamlit run ui/app.py --server.headless true --server.address 127.0.0.1 --server.port 8501 \
 		--browser.gatherUsageStats false
 
+serve: ingest  ## the OpenAI-compatible HTTP API on http://127.0.0.1:8000 (needs ASSISTANT_API_KEYS="key:customer,key:staff")
+	$(PY) -m assistant serve --host 127.0.0.1 --port 8000
+
 test: install browser  ## the whole test suite
 	$(PY) -m pytest -q
 
@@ -39,6 +42,7 @@ bench: install browser  ## every benchmark (retrieval needs ../shared/data/insur
 	$(PY) bench/answers.py
 	$(PY) bench/redteam.py
 	$(PY) bench/ui_latency.py
+	$(PY) bench/api_load.py
 	$(PY) bench/retrieval.py
 	$(PY) bench/tokenizer.py
 	$(PY) bench/train_throughput.py

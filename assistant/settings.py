@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     private_model_path: Path | None = Field(
         None, description="Explicit Hugging Face model folder for the private backend (overrides the registry)."
     )
+    private_base_url: str | None = Field(
+        None, description="OpenAI-compatible server (e.g. `vllm serve var/models/<version>/model`) serving the private "
+                          "model on the company's machines; empty = load it in this process.")
+    private_served_model: str = Field("private", description="Model name the private model's server knows it by.")
+    private_api_key: SecretStr | None = Field(None, description="Key of the private model's server, if it wants one.")
 
     # --- audit log ----------------------------------------------------------------------------------------------
     audit_enabled: bool = Field(True, description="Log every interaction (redacted), its guard verdicts and latencies.")

@@ -103,6 +103,21 @@ def _hosted_assistant(kb_store_dir, embedder, server):
     return Assistant(s, embedder=embedder)
 
 
+def test_private_model_served_by_an_openai_compatible_server(kb_store_dir, embedder):
+    """Scale-out for Solution B: vLLM (or any OpenAI-compatible server) serves the private model on the company's
+    machines; the assistant reaches it with Solution A's client, and nothing is counted as leaving the company."""
+    from assistant.pipeline import Assistant
+
+    with FakeOpenAI("Call recordings are kept for 12 months [1].") as server:
+        s = make_settings(kb_store_dir, private_base_url=server.base_url, private_served_model="brightwater-private-v3")
+        a = Assistant(s, embedder=embedder)
+        ans = a.ask("How long do you keep call recordings?", backend="private")
+    assert ans.backend == "private" and "12 months" in ans.answer and ans.citations
+    assert server.requests[-1]["model"] == "brightwater-private-v3"
+    assert a.backends()["private"][0] and a.generator("private").leaves_company is False
+    assert ans.usage == {"prompt_tokens": 321, "completion_tokens": 12}
+
+
 def test_hosted_backend_streams_over_real_http(kb_store_dir, embedder):
     with FakeOpenAI("Comprehensive own-damage claims have a EUR 300 deductible [1].") as server:
         a = _hosted_assistant(kb_store_dir, embedder, server)

@@ -14,6 +14,10 @@ def build_generator(name: str, settings, store, embedder) -> Generator:
         from assistant.generators.hosted import HostedGenerator
 
         return HostedGenerator(settings)
+    if name == "private" and settings.private_base_url:  # served by vLLM & co: the same client as Solution A
+        from assistant.generators.hosted import HostedGenerator
+
+        return HostedGenerator(settings, served_private=True)
     if name == "private":
         from assistant.generators.private import PrivateGenerator
 

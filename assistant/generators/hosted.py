@@ -8,16 +8,27 @@ from assistant.generators.base import GenerationRequest, GeneratorUnavailable, U
 
 
 class HostedGenerator:
+    """Any OpenAI-compatible chat API. Solution A by default; with `private_base_url` the same client reaches the
+    private model served on the company's own machines (vLLM, llama.cpp server, TGI), and nothing leaves."""
+
     name = "hosted"
     can_condense = True  # has a language model to rewrite follow-up questions
     leaves_company = True
 
-    def __init__(self, settings):
+    def __init__(self, settings, served_private: bool = False):
         self.settings = settings
         self._llm = None
+        if served_private:
+            self.name, self.leaves_company = "private", False
+            key = settings.private_api_key
+            self._endpoint = (settings.private_base_url, key.get_secret_value() if key else None, settings.private_served_model)
+        else:
+            key = settings.hosted_api_key
+            self._endpoint = (settings.hosted_base_url, key.get_secret_value() if key else None, settings.hosted_model)
 
     def available(self) -> tuple[bool, str]:
-        if self.settings.hosted_api_key is None and not self.settings.hosted_base_url:
+        base_url, key, _ = self._endpoint
+        if key is None and not base_url:
             return False, "no hosted API configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for a non-OpenAI server)"
         return True, ""
 
@@ -28,10 +39,9 @@ class HostedGenerator:
         if self._llm is None:
             from langchain_openai import ChatOpenAI
 
-            s = self.settings
-            key = s.hosted_api_key.get_secret_value() if s.hosted_api_key else "not-needed"
+            s, (base_url, key, model) = self.settings, self._endpoint
             self._llm = ChatOpenAI(
-                model=s.hosted_model, base_url=s.hosted_base_url, api_key=key, temperature=s.temperature,
+                model=model, base_url=base_url, api_key=key or "not-needed", temperature=s.temperature,
                 max_tokens=s.max_answer_tokens, timeout=s.hosted_timeout_s, max_retries=1,
                 stream_usage=True,
             )
