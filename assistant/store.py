@@ -398,20 +398,23 @@ class KnowledgeStore:
         self.refresh_bm25()
 
     def refresh_bm25(self) -> BM25Index:
-        """Rebuild the BM25 index from Chroma's contents and persist it."""
+        """Rebuild the BM25 index from Chroma's contents and persist it (writers, holding `write_lock`)."""
         with self._bm25_lock:
-            generation = self.manifest.generation()
-            ids, texts, audiences = [], [], []
-            for aud, col in self.collections.items():
-                for offset in range(0, col.count(), 5000):
-                    got = col.get(include=["documents"], limit=5000, offset=offset)
-                    ids += got["ids"]
-                    texts += got["documents"]
-                    audiences += [aud] * len(got["ids"])
-            index = BM25Index.build(ids, texts, audiences, generation)
+            index = self._build_bm25()
             index.save(self.dir / "bm25")
             self._bm25 = index
             return index
+
+    def _build_bm25(self) -> BM25Index:
+        generation = self.manifest.generation()
+        ids, texts, audiences = [], [], []
+        for aud, col in self.collections.items():
+            for offset in range(0, col.count(), 5000):
+                got = col.get(include=["documents"], limit=5000, offset=offset)
+                ids += got["ids"]
+                texts += got["documents"]
+                audiences += [aud] * len(got["ids"])
+        return BM25Index.build(ids, texts, audiences, generation)
 
     # --- reading ---------------------------------------------------------------------------------------------
     def bm25(self) -> BM25Index:
@@ -428,7 +431,10 @@ class KnowledgeStore:
             if loaded is not None and loaded.generation == generation:
                 self._bm25 = loaded
                 return loaded
-            return self.refresh_bm25()
+            # Another process is mid-write (it saves the index when done): build this process's own copy in
+            # memory. Only writers save, so two processes never write the folder at once.
+            self._bm25 = self._build_bm25()
+            return self._bm25
 
     def dense_search(self, query_embedding: np.ndarray, k: int, audiences: tuple[str, ...]) -> list[tuple[str, float]]:
         found: list[tuple[str, float]] = []

@@ -84,7 +84,10 @@ def run(url: str, qs: list[str], total: int, clients: int, ingest: bool = False,
                 gone = c.delete(f"/v1/documents/{up.json()['documents'][0]}") if up.status_code == 200 else up
                 ingested["uploads"] += 1
                 ingested["answerable_next"] += r.status_code == 200 and "12 metres" in r.json()["choices"][0]["message"]["content"]
-                ingested["errors"] += (up.status_code != 200) + (r.status_code != 200) + (gone.status_code != 200)
+                for step, resp in (("upload", up), ("ask", r), ("delete", gone)):
+                    if resp.status_code != 200:
+                        ingested["errors"] += 1
+                        print(f"  ingesting client: {step} -> {resp.status_code} {resp.text[:200]}")
 
     t0 = time.perf_counter()
     side = threading.Thread(target=ingester) if ingest else None
