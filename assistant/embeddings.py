@@ -110,12 +110,8 @@ class Embedder:
         return job.result
 
     def embed_one(self, text: str) -> np.ndarray:
-        # The retriever and the extractive backend embed the same question: compute it once.
-        return self._embed_one_cached(text).copy()
-
-    @lru_cache(maxsize=256)
-    def _embed_one_cached(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        # The rails, the retriever and the extractive backend embed the same question: compute it once.
+        return self.embed_cached([text])[0]
 
 
 @lru_cache(maxsize=4)

@@ -22,7 +22,9 @@ if assistant.store.count() == 0:
     st.stop()
 
 cols = st.columns(2)
-a = cols[0].selectbox("Left", options, index=options.index("hosted"), format_func=lambda b: backend_label(b, available), key="cmp_a")
+# Solution A on the left when it is configured; offline, the extractive backend stands in so the page works at once.
+left = "hosted" if available["hosted"][0] else "extractive"
+a = cols[0].selectbox("Left", options, index=options.index(left), format_func=lambda b: backend_label(b, available), key="cmp_a")
 b = cols[1].selectbox("Right", options, index=options.index("private"), format_func=lambda b: backend_label(b, available), key="cmp_b")
 for col, name in zip(cols, (a, b)):
     if not available[name][0]:
