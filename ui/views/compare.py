@@ -29,6 +29,8 @@ b = cols[1].selectbox("Right", options, index=options.index("private"), format_f
 for col, name in zip(cols, (a, b)):
     if not available[name][0]:
         col.warning(available[name][1])
+if left != "hosted":
+    st.info(f"Solution A is not configured here ({available['hosted'][1]}): the offline extractive backend stands in.")
 
 single, batch = st.tabs(["One question", "Evaluation set"])
 
