@@ -35,8 +35,12 @@ class Embedder:
 
         hf_logging.disable_progress_bar()
 
+        from assistant.onnx_encoder import OnnxSentenceEncoder, has_onnx
+
         self.model_path = model_path
-        self._model = SentenceTransformer(model_path, device="cpu")
+        # A fast encoder (python -m training fast-encoder) carries an int8 ONNX graph: run it with ONNX Runtime.
+        self._model = (OnnxSentenceEncoder(model_path) if has_onnx(model_path)
+                       else SentenceTransformer(model_path, device="cpu"))
         self.dim = self._model.get_embedding_dimension()
         # Sentences of the knowledge base come back again and again (the extractive backend and the grounding rail
         # embed the retrieved passages' sentences): an LRU of text -> vector turns them into lookups.
@@ -102,6 +106,10 @@ class Embedder:
                     self._cache.popitem(last=False)
             out = [fresh[t] if v is None else v for t, v in zip(texts, out)]
         return np.stack(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+    def clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
 
     @staticmethod
     def _result(job: _Job) -> np.ndarray:

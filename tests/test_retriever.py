@@ -35,6 +35,26 @@ def test_split_matches_the_benchmark_samples():
     assert ids(test) == ids(random.Random(0).sample(qs, 1000))  # what bench/retrieval.py samples
 
 
+def test_insuranceqa_pairs_first_or_every_gold_answer_never_a_held_out_question(tmp_path):
+    from training.retriever import insuranceqa_pairs, split_insuranceqa
+
+    questions = [{"question_id": f"q{i}", "question": f"question {i}?", "answer_ids": [f"a{i}", f"b{i}"]}
+                 for i in range(1600)]
+    (tmp_path / "questions_dev.jsonl").write_text("\n".join(json.dumps(q) for q in questions))
+    (tmp_path / "answers.jsonl").write_text("\n".join(json.dumps({"answer_id": a, "text": f"answer {a}"})
+                                                       for q in questions for a in q["answer_ids"]))
+    first, val, pool = insuranceqa_pairs(tmp_path)
+    every, _, _ = insuranceqa_pairs(tmp_path, all_answers=True)
+    _, _, test = split_insuranceqa(questions)
+    held_out = {q["question"] for q in val + test}
+    assert len(first) == 100 and len(every) == 200 and len(pool) == 3200
+    number = lambda p: p["question"].split()[1].rstrip("?")  # noqa: E731
+    assert all(p["passage"] == f"answer a{number(p)}" for p in first)  # the first gold answer
+    assert {(number(p), p["passage"]) for p in every} == {(number(p), f"answer {x}{number(p)}") for p in every for x in "ab"}
+    assert all(p["gold"] == {f"a{number(p)}", f"b{number(p)}"} for p in every)  # mining never picks a gold answer
+    assert not {p["question"] for p in every} & held_out
+
+
 @pytest.fixture(scope="module")
 def tuned_model(tmp_path_factory):
     from training.__main__ import main
@@ -87,8 +107,8 @@ def test_fast_encoder_is_a_shallower_student(tmp_path):
     from training.__main__ import main
 
     reg = tmp_path / "embedders"
-    assert main(["--models-dir", str(reg), "fast-encoder", "--set", "max_steps=2", "--set", "batch_size=8",
-                 "--set", "layers=[0,3]"]) == 0
+    assert main(["--models-dir", str(reg), "fast-encoder", "--method", "distill", "--set", "max_steps=2",
+                 "--set", "batch_size=8", "--set", "layers=[0,3]"]) == 0
     (version,) = [p.name for p in reg.iterdir() if p.is_dir()]
     meta = json.loads((reg / version / "metadata.json").read_text())
     m = meta["metrics"]
@@ -99,3 +119,42 @@ def test_fast_encoder_is_a_shallower_student(tmp_path):
     e = Embedder(str(reg / version / "model"))
     v = e.embed(["How do I make a claim?"])
     assert v.shape == (1, 384) and abs(float((v ** 2).sum()) - 1) < 1e-4
+
+
+def test_fast_encoder_onnx_int8_keeps_the_teachers_vectors_and_serves_a_store(tmp_path):
+    """The default fast encoder: the teacher exported to ONNX, fused and quantized; the store runs on it."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from assistant.embeddings import Embedder
+    from assistant.onnx_encoder import ONNX_FILE
+    from assistant.retrieve import HybridRetriever
+    from assistant.settings import get_settings
+    from assistant.store import KnowledgeStore
+    from ingest.pipeline import Ingestor
+    from training.__main__ import main
+
+    reg = tmp_path / "embedders"
+    assert main(["--models-dir", str(reg), "fast-encoder"]) == 0
+    (version,) = [p.name for p in reg.iterdir() if p.is_dir()]
+    meta = json.loads((reg / version / "metadata.json").read_text())
+    m = meta["metrics"]
+    assert meta["status"] == "ready" and m["method"] == "onnx-int8" and m["max_seq_length"] == 128
+    assert m["cosine_to_teacher"] > 0.98 and m["texts_per_s_student"] > 0
+    folder = reg / version / "model"
+    assert (folder / ONNX_FILE).stat().st_size < 40e6  # int8: a quarter of the fp32 weights (90 MB)
+    assert (folder / "config.json").exists() and (folder / "tokenizer.json").exists()  # still a Hugging Face folder
+
+    fast = Embedder(str(folder))
+    assert type(fast._model).__name__ == "OnnxSentenceEncoder"
+    texts = ["How do I make a claim?", "Is flood damage covered by my home policy?", "storm"]
+    teacher = SentenceTransformer(get_settings().embedding_model_path, device="cpu")
+    teacher.max_seq_length = 128
+    cos = np.sum(fast.embed(texts) * teacher.encode(texts, normalize_embeddings=True), axis=1)
+    assert cos.min() > 0.97, cos
+
+    settings = make_settings(tmp_path / "store")
+    store = KnowledgeStore(settings.store_dir, settings.collection)
+    assert Ingestor(store, settings, fast, progress=False).ingest([SAMPLE_KB]).ok
+    hits = HybridRetriever(store, fast, settings).retrieve("How do I report a car accident?", role="customer")
+    assert hits and any("claim" in (h.chunk.doc_id + h.chunk.text).lower() for h in hits[:3])

@@ -164,10 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--insuranceqa", help="opt-in: the InsuranceQA folder (research use only), e.g. ../shared/data/insuranceqa")
     r.add_argument("--no-hard-negatives", action="store_true")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. max_steps=50, batch_size=32")
-    fe = sub.add_parser("fast-encoder", help="distill a shallower, faster embedding model from a teacher")
+    fe = sub.add_parser("fast-encoder", help="a faster embedding model: the teacher in int8 ONNX, or a shallower student")
     fe.add_argument("--teacher", help="model folder or embedders version (default: the packaged all-MiniLM-L6-v2)")
     fe.add_argument("--kb", action="append", help="knowledge-base folder for texts (default: data/sample_kb)")
     fe.add_argument("--insuranceqa", help="opt-in: the InsuranceQA folder (research use only)")
+    fe.add_argument("--method", choices=["onnx-int8", "distill"],
+                    help="onnx-int8 (default): the teacher exported to ONNX, fused, int8 weights; distill: fewer layers")
     fe.add_argument("--objective", choices=["mse", "pairs"],
                     help="mse: reproduce the teacher's vectors; pairs: learn the retrieval task on (question, passage) pairs")
     fe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. max_steps=50, layers=[0,3]")
@@ -190,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 from training.fast_encoder import FastEncoderConfig, run as train
 
                 cfg = FastEncoderConfig.model_validate({**common, "teacher": args.teacher,
-                                                        **({"objective": args.objective} if args.objective else {})})
+                                                        **({"objective": args.objective} if args.objective else {}),
+                                                        **({"method": args.method} if args.method else {})})
             version = train(cfg, reg)
             print(f"new embedding model {version} in {reg.dir}: {json.dumps(reg.metadata(version)['metrics'])}\n"
                   f"switch the store to it: python -m ingest --switch-embedding {reg.path(version) / 'model'}")

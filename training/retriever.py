@@ -1,15 +1,16 @@
 """The domain-tuned retriever: the packaged MiniLM fine-tuned on (question, passage) pairs, registered as a new
 embedding-model version.
 
-    python -m training retriever [--pairs FILE] [--base PATH] [--insuranceqa DIR] [--max-steps N]
+    python -m training retriever [--pairs FILE] [--base PATH|VERSION] [--insuranceqa DIR] [--set KEY=VALUE]
 
 Pairs by default come from the knowledge base itself: FAQ rows (question → answer), FAQ headings that are questions
 and document headings (→ their section), never a question of the evaluation set (eval.jsonl) or a near copy of one.
 `--pairs` adds a JSONL of {"question", "passage"}; `--insuranceqa` adds the research data set's questions (opt-in:
 its terms allow research use only; the 1,000 test and 500 validation questions of bench/retrieval.py are never
-used). Loss: sentence-transformers' MultipleNegativesRankingLoss with in-batch negatives plus one hard negative per
-pair: mined with BM25 (a passage that shares words with the question but is not its answer) or, with `miner` set to
-an embedding model (`--set miner=VERSION`), a passage that model ranks high for the question. Dense negatives skip
+used; `all_answers=true`: one pair per gold answer, not only the first). Loss: sentence-transformers'
+MultipleNegativesRankingLoss with in-batch negatives plus one hard negative per pair: mined with BM25 (a passage
+that shares words with the question but is not its answer) or, with `miner` set to an embedding model
+(`--set miner=VERSION`), a passage that model ranks high for the question. Dense negatives skip
 the top ranks and any passage scoring within `negative_margin` of the gold one: in InsuranceQA many answers are
 near-duplicates, and training on those false negatives is what made a BM25-mined trial worse.
 """
@@ -33,6 +34,7 @@ class RetrieverConfig(BaseModel):
     kb: list[str] = ["data/sample_kb"]
     pairs_file: str | None = None
     insuranceqa: str | None = None
+    all_answers: bool = False  # InsuranceQA: one pair per gold answer of a question (18,790), not the first (11,389)
     hard_negatives: bool = True
     miner: str | None = None  # embedding model (folder or version) that mines the negatives; None: BM25
     negative_ranks: list[int] = [3, 30]  # dense negatives are drawn from these ranks (first inclusive, last exclusive)
@@ -94,16 +96,18 @@ def kb_pairs(roots: list[Path], exclude: list[str]) -> list[dict]:
     return [p for p in pairs if not leaks(p["question"])]
 
 
-def insuranceqa_pairs(folder: Path, seed: int = 0) -> tuple[list[dict], list[dict], dict[str, str]]:
-    """Training pairs (first gold answer) and the validation questions, plus the answer pool."""
+def insuranceqa_pairs(folder: Path, seed: int = 0, all_answers: bool = False
+                      ) -> tuple[list[dict], list[dict], dict[str, str]]:
+    """Training pairs (the first gold answer of each question, or each of them) and the validation questions, plus
+    the answer pool."""
     answers = {}
     for line in (folder / "answers.jsonl").read_text().splitlines():
         a = json.loads(line)
         answers[a["answer_id"]] = a["text"]
     questions = [json.loads(line) for line in (folder / "questions_dev.jsonl").read_text().splitlines() if line.strip()]
     train, val, _ = split_insuranceqa(questions, seed)
-    pairs = [{"question": q["question"], "passage": answers[q["answer_ids"][0]], "gold": set(q["answer_ids"])}
-             for q in train if q["answer_ids"][0] in answers]
+    pairs = [{"question": q["question"], "passage": answers[a], "gold": set(q["answer_ids"])}
+             for q in train for a in (q["answer_ids"] if all_answers else q["answer_ids"][:1]) if a in answers]
     return pairs, val, answers
 
 
@@ -193,7 +197,7 @@ def run(cfg: RetrieverConfig, registry, progress: bool = True) -> str:
         sources["pairs_file"] = len(extra)
     val, pool = [], {}
     if cfg.insuranceqa:
-        iqa, val, pool = insuranceqa_pairs(Path(cfg.insuranceqa), cfg.seed)
+        iqa, val, pool = insuranceqa_pairs(Path(cfg.insuranceqa), cfg.seed, cfg.all_answers)
         for p in iqa:
             p["gold_texts"] = {pool[a] for a in p.pop("gold") if a in pool}
         pairs += iqa
