@@ -6,8 +6,8 @@
 `onnx-int8` exports the teacher with torch.onnx, fuses attention/LayerNorm/GELU with onnxruntime's BERT optimizer and
 quantizes the weights to int8 per output channel (per-tensor int8 left vectors at cosine 0.96 to the fp32 model,
 per-channel at 0.994), at the teacher's max_seq_length (128 for a tuned retriever). Quantizing the *stock* model
-costs recall (-2.7 points of recall@5, measured on these machines before); quantizing a domain-tuned teacher keeps it well above the stock model, which is what
-the target asks. The model folder stays a sentence-transformers folder with `onnx/model_qint8.onnx` added
+costs recall (-2.7 points of recall@5, measured on these machines before); a quantized domain-tuned teacher stays
+well above the stock model, which is what the target asks. The model folder stays a sentence-transformers folder with `onnx/model_qint8.onnx` added
 (assistant/onnx_encoder.py runs it; sentence-transformers' backend="onnx" reads the same layout).
 
 `distill` keeps half of the teacher's transformer layers (every other one: it starts close to the teacher) and then either
