@@ -176,12 +176,10 @@ def run(cfg: FastEncoderConfig, registry, progress: bool = True) -> str:
     from sentence_transformers.sentence_transformer.training_args import (BatchSamplers,
                                                                           SentenceTransformerTrainingArguments)
 
-    from assistant.settings import get_settings
+    from training.retriever import resolve_model
 
     torch.manual_seed(cfg.seed)
-    teacher_path = cfg.teacher or get_settings().embedding_model_path
-    if not Path(teacher_path).exists():  # a registry version
-        teacher_path = str(registry.path(teacher_path) / "model")
+    teacher_path = resolve_model(cfg.teacher, registry)
     teacher = SentenceTransformer(teacher_path, device="cpu")
     teacher.max_seq_length = cfg.max_seq_length
     texts = corpus(cfg)

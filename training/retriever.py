@@ -10,7 +10,7 @@ its terms allow research use only; the 1,000 test and 500 validation questions o
 used; `all_answers=true`: one pair per gold answer, not only the first). Loss: sentence-transformers'
 MultipleNegativesRankingLoss with in-batch negatives plus one hard negative per pair: mined with BM25 (a passage
 that shares words with the question but is not its answer) or, with `miner` set to an embedding model
-(`--set miner=VERSION`), a passage that model ranks high for the question. Dense negatives skip
+(`--set miner=stock|VERSION|FOLDER`), a passage that model ranks high for the question. Dense negatives skip
 the top ranks and any passage scoring within `negative_margin` of the gold one: in InsuranceQA many answers are
 near-duplicates, and training on those false negatives is what made a BM25-mined trial worse.
 """
@@ -156,8 +156,12 @@ def mine_dense_negatives(pairs: list[dict], corpus: list[str], model, ranks: lis
     return found
 
 
-def resolve_model(name: str, registry) -> str:
-    """A model folder, or a version in the embedding-model registry."""
+def resolve_model(name: str | None, registry) -> str:
+    """A model folder, a version in the embedding-model registry, or "stock"/None: the packaged all-MiniLM-L6-v2."""
+    if name in (None, "stock"):
+        from assistant.settings import get_settings
+
+        return get_settings().embedding_model_path
     return name if Path(name).exists() else str(registry.path(name) / "model")
 
 
@@ -180,10 +184,9 @@ def run(cfg: RetrieverConfig, registry, progress: bool = True) -> str:
                                                                           SentenceTransformerTrainingArguments)
 
     from assistant.evaluation import load_cases
-    from assistant.settings import get_settings
 
     torch.manual_seed(cfg.seed)
-    base = resolve_model(cfg.base, registry) if cfg.base else get_settings().embedding_model_path
+    base = resolve_model(cfg.base, registry)
     eval_questions = []
     for root in cfg.kb:
         f = Path(root) / "eval.jsonl"
