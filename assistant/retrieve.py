@@ -1,12 +1,15 @@
-"""Hybrid retrieval: dense (Chroma) + BM25, fused by weighted reciprocal rank fusion.
+"""Hybrid retrieval: dense (Chroma) + BM25, fused by weighted reciprocal rank fusion, optionally reranked.
 
 The audience filter is part of both store queries, so a customer's query can never return internal chunks.
 A chunk counts as context only if its cosine similarity to the question reaches the relevance threshold:
 RRF scores are rank-based and say nothing about whether anything relevant was found at all.
+With a reranker configured (`reranker_model`), the fused top `rerank_candidates` that pass that threshold are
+reordered by the cross-encoder's scores before the top k are kept.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -25,11 +28,26 @@ def reciprocal_rank_fusion(rankings: list[tuple[list[str], float]], k: int) -> d
     return fused
 
 
+def rerank_order(hits: list[Hit], scores, first_stage_weight: float, rrf_k: int) -> list[Hit]:
+    """The reranker's order; with a first-stage weight, the reranker's ranks fused (RRF) with the fused order the
+    hits arrive in — a hedge where the reranker is weaker than the retriever on some questions."""
+    by_score = [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")]  # ties keep the fused order
+    if first_stage_weight <= 0:
+        return [hits[i] for i in by_score]
+    fused = reciprocal_rank_fusion([(by_score, 1.0), (list(range(len(hits))), first_stage_weight)], rrf_k)
+    return [hits[i] for i in sorted(fused, key=lambda i: -fused[i])]
+
+
 class HybridRetriever:
-    def __init__(self, store, embedder, settings):
+    def __init__(self, store, embedder, settings, reranker=None):
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        if reranker is None and settings.reranker_model:
+            from assistant.rerank import get_reranker
+
+            reranker = get_reranker(settings.reranker_model, Path(settings.rerankers_dir))
+        self.reranker = reranker
 
     def retrieve(
         self,
@@ -40,6 +58,7 @@ class HybridRetriever:
         threshold: float | None = None,
         dense_weight: float | None = None,
         bm25_weight: float | None = None,
+        rerank: bool = True,
     ) -> list[Hit]:
         s = self.settings
         k = k or s.retrieval_k
@@ -59,7 +78,8 @@ class HybridRetriever:
             ],
             s.fusion_rrf_k,
         )
-        ranked = sorted(fused, key=lambda cid: -fused[cid])[:k]
+        rerank = rerank and self.reranker is not None
+        ranked = sorted(fused, key=lambda cid: -fused[cid])[: max(k, s.rerank_candidates) if rerank else k]
         dense_sim = dict(dense)
         fetched = self.store.fetch(ranked, audiences, embeddings_for={c for c in ranked if c not in dense_sim})
         dense_rank = {cid: i for i, cid in enumerate(dense_ids, 1)}
@@ -76,4 +96,9 @@ class HybridRetriever:
             if sim < threshold:
                 continue
             hits.append(Hit(chunk, fused[cid], sim, dense_rank.get(cid), sparse_rank.get(cid)))
-        return hits
+        if rerank and hits:
+            scores = self.reranker.score(query, [h.chunk.text for h in hits])
+            for h, r in zip(hits, scores):
+                h.rerank_score = float(r)
+            hits = rerank_order(hits, scores, s.rerank_first_stage_weight, s.fusion_rrf_k)
+        return hits[:k]

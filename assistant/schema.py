@@ -48,13 +48,15 @@ class Chunk:
 
 @dataclass
 class Hit:
-    """A retrieved chunk with its scores: `score` is the fused one, `similarity` the cosine to the question."""
+    """A retrieved chunk with its scores: `score` is the fused one, `similarity` the cosine to the question,
+    `rerank_score` the reranker's (when one is configured)."""
 
     chunk: Chunk
     score: float
     similarity: float
     dense_rank: int | None = None
     bm25_rank: int | None = None
+    rerank_score: float | None = None
 
     def to_json(self) -> dict:
         c = self.chunk
@@ -66,6 +68,7 @@ class Hit:
             "text": c.text,
             "score": round(self.score, 6),
             "similarity": round(self.similarity, 4),
+            **({"rerank_score": round(self.rerank_score, 4)} if self.rerank_score is not None else {}),
             "audience": c.audience,
         }
 

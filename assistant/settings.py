@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     fusion_dense_weight: float = Field(1.0, description="Weight of the dense ranking in reciprocal rank fusion.")
     fusion_bm25_weight: float = Field(0.8, description="Weight of the BM25 ranking in reciprocal rank fusion.")
     fusion_rrf_k: int = Field(10, description="The `k` constant of reciprocal rank fusion.")
+    reranker_model: str | None = Field(
+        None, description="Cross-encoder reranker (`python -m training reranker`): a folder or a version in "
+                          "`rerankers_dir`; empty = no reranking (the fused order is final).")
+    rerankers_dir: Path = Field(Path("var/rerankers"), description="Folder of the reranker registry.")
+    rerank_candidates: int = Field(20, description="Fused candidates the reranker reorders (one forward pass each).")
+    rerank_first_stage_weight: float = Field(
+        0.0, description="Weight of the first-stage (fused) order beside the reranker's in a final rank fusion; "
+                         "0 = the reranker's order alone. `bench/retrieval.py --tune --reranker` picks it.")
     relevance_threshold: float = Field(
         0.30, description="Minimum cosine similarity (question vs chunk) for a chunk to count as context."
     )

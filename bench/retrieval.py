@@ -1,6 +1,7 @@
 """Retrieval quality and latency on InsuranceQA: dense vs BM25 vs hybrid.
 
     python bench/retrieval.py [--answers F] [--questions F] [--sample 1000] [--store DIR] [--tune] [--model M ...]
+                              [--reranker R]
 
 Ingests the answer pool (one document per answer, id field `answer_id`) into a store kept between runs
 (idempotent ingest makes the second run cheap), samples questions with a fixed seed, and prints recall@1/5/10,
@@ -8,7 +9,8 @@ MRR@10 (hit = any gold answer retrieved) and p50/p95 retrieval latency (query em
 `--tune` grid-searches the fusion weights on a *separate* validation sample (disjoint question ids), so the
 figures on the test sample are not tuned on themselves. `--model` adds a domain-tuned embedding model (from
 `python -m training retriever`, which never trains on these test or validation questions), measured side by side
-with the stock one. The data set is research-use only: it is read from
+with the stock one. `--reranker` (from `python -m training reranker`) adds a `hybrid+rerank` row per model: the
+fused top `rerank_candidates` chunks reordered by the cross-encoder. The data set is research-use only: it is read from
 ../shared and never copied into the project.
 """
 
@@ -97,6 +99,25 @@ def tune(retriever, questions) -> tuple[float, int]:
     return best[1], best[2]
 
 
+def tune_rerank(retriever, questions) -> float:
+    """Grid search of the first-stage weight beside the reranker, on validation questions: one reranker pass each."""
+    from assistant.retrieve import rerank_order
+
+    s = retriever.settings
+    lists = []
+    for q in questions:
+        hits = retriever.retrieve(q["question"], role="staff", k=s.rerank_candidates, threshold=-1.0, rerank=False)
+        lists.append((hits, retriever.reranker.score(q["question"], [h.chunk.text for h in hits])))
+    golds = [set(q["answer_ids"]) for q in questions]
+    best = None
+    for w in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5):
+        m = metrics([doc_ranking(rerank_order(h, sc, w, s.fusion_rrf_k)) for h, sc in lists], golds)
+        print(f"  rerank_first_stage_weight={w:<4} recall@5={m['recall@5']:.3f} mrr@10={m['mrr@10']:.3f}")
+        if best is None or (m["recall@5"], m["mrr@10"]) > best[0]:
+            best = ((m["recall@5"], m["mrr@10"]), w)
+    return best[1]
+
+
 def _dedupe(ids: list[str]) -> list[str]:
     seen, out = set(), []
     for i in ids:
@@ -116,6 +137,9 @@ def main() -> None:
     p.add_argument("--store", type=Path, default=ROOT / ".bench" / "insuranceqa")
     p.add_argument("--tune", action="store_true", help="grid-search fusion weights on a disjoint validation sample")
     p.add_argument("--tune-sample", type=int, default=500)
+    p.add_argument("--reranker", help="reranker folder or `python -m training rerankers` version: adds hybrid+rerank")
+    p.add_argument("--skip-stock", action="store_true", help="measure only the --model models (the stock figures "
+                   "are in earlier runs' output)")
     p.add_argument("--model", action="append", default=[],
                    help="embedding model folder or `python -m training embedders` version to compare with the stock "
                         "model (repeatable); each gets its own store .bench/insuranceqa-<name>")
@@ -130,7 +154,12 @@ def main() -> None:
     settings = get_settings()
     questions = load_questions(args.questions)
     test = sample_questions(questions, args.sample, args.seed)
-    models = [("stock", settings.embedding_model_path, args.store)]
+    models = [] if args.skip_stock and args.model else [("stock", settings.embedding_model_path, args.store)]
+    reranker = None
+    if args.reranker:
+        from assistant.rerank import get_reranker
+
+        reranker = get_reranker(args.reranker, Path(settings.rerankers_dir))
     for m in args.model:
         path = Path(m) if Path(m).exists() else Path(settings.embedders_dir) / m / "model"
         name = path.parent.name if path.name == "model" else path.name
@@ -143,7 +172,7 @@ def main() -> None:
         print(f"ingest ({name}): {summary.line()}")
         if summary.failed:
             sys.exit(f"ingest failed: {summary.failed}")
-        retriever = HybridRetriever(store, embedder, settings)
+        retriever = HybridRetriever(store, embedder, settings, reranker)
         retriever.retrieve("warm up", role="staff")  # first call loads the BM25 index
         if args.tune:
             val = sample_questions(questions, args.tune_sample, args.seed + 1, exclude={q["question_id"] for q in test})
@@ -151,15 +180,23 @@ def main() -> None:
             print(f"tuned on {len(val)} validation questions: fusion_bm25_weight={w} fusion_rrf_k={k} "
                   "(set ASSISTANT_FUSION_BM25_WEIGHT / ASSISTANT_FUSION_RRF_K or the settings defaults)")
             settings = settings.model_copy(update={"fusion_bm25_weight": w, "fusion_rrf_k": k})
-            retriever = HybridRetriever(store, embedder, settings)
+            retriever = HybridRetriever(store, embedder, settings, reranker)
+            if reranker:
+                w = tune_rerank(retriever, val)
+                print(f"tuned on {len(val)} validation questions: rerank_first_stage_weight={w} "
+                      "(ASSISTANT_RERANK_FIRST_STAGE_WEIGHT)")
+                settings = settings.model_copy(update={"rerank_first_stage_weight": w})
+                retriever = HybridRetriever(store, embedder, settings, reranker)
         print(f"\n{name}: {len(test)} questions (seed {args.seed}), {store.count()} chunks; fusion "
-              f"dense={settings.fusion_dense_weight} bm25={settings.fusion_bm25_weight} rrf_k={settings.fusion_rrf_k}")
-        print(f"{'retriever':<10} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}")
-        for mode in ("dense", "bm25", "hybrid"):
-            m, lat = run_mode(retriever, test, mode)
+              f"dense={settings.fusion_dense_weight} bm25={settings.fusion_bm25_weight} rrf_k={settings.fusion_rrf_k}"
+              + (f"; rerank top {settings.rerank_candidates}, first-stage weight "
+                 f"{settings.rerank_first_stage_weight}" if reranker else ""))
+        print(f"{'retriever':<13} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}")
+        for mode in ("dense", "bm25", "hybrid") + (("hybrid+rerank",) if reranker else ()):
+            m, lat = run_mode(retriever, test, mode.split("+")[0], rerank=mode.endswith("+rerank"))
             m.update(p50_ms=float(np.percentile(lat, 50)), p95_ms=float(np.percentile(lat, 95)))
             results[f"{name}/{mode}"] = m
-            print(f"{mode:<10} {m['recall@1']:>6.3f} {m['recall@5']:>6.3f} {m['recall@10']:>6.3f} {m['mrr@10']:>7.3f} "
+            print(f"{mode:<13} {m['recall@1']:>6.3f} {m['recall@5']:>6.3f} {m['recall@10']:>6.3f} {m['mrr@10']:>7.3f} "
                   f"{m['p50_ms']:>7.1f} {m['p95_ms']:>7.1f}")
     print(json.dumps({"questions": len(test), "results": results}))
 

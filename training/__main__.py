@@ -105,6 +105,16 @@ def cmd_models(reg, args) -> int:
                               str(x.get("steps", "")), recall, f"{x['speedup']}x" if "speedup" in x else "")
             console.print(table)
             return 0
+        if args.command == "rerankers":
+            table = Table("version", "status", "promoted", "created", "questions", "steps", "val R@5 first stage → reranked")
+            for m in reg.versions():
+                x = m.get("metrics") or {}
+                recall = (f"{x['first_stage_recall@5']:.3f} → {x['reranked_recall@5']:.3f}"
+                          if "reranked_recall@5" in x else "")
+                table.add_row(m["version"], m["status"], "★" if m["promoted"] else "", m["created"],
+                              str(x.get("questions", "")), str(x.get("steps", "")), recall)
+            console.print(table)
+            return 0
         table = Table("version", "preset", "status", "promoted", "created", "held-out ppl (aligned)", "private F1")
         for m in reg.versions():
             metrics = m.get("metrics") or {}
@@ -151,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         s = sub.add_parser(name, help=f"the {name} stage of an existing version")
         s.add_argument("--version", required=True)
         s.add_argument("--force", action="store_true", help="redo even if done")
-    for name, what in (("models", "private model"), ("embedders", "embedding model (domain-tuned retriever)")):
+    for name, what in (("models", "private model"), ("embedders", "embedding model (domain-tuned retriever)"),
+                       ("rerankers", "reranker (cross-encoder)")):
         m = sub.add_parser(name, help=f"the registry of {what} versions")
         m.add_argument("action", choices=["list", "show", "promote", "delete", "audit"])
         m.add_argument("version", nargs="?")
@@ -164,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--insuranceqa", help="opt-in: the InsuranceQA folder (research use only), e.g. ../shared/data/insuranceqa")
     r.add_argument("--no-hard-negatives", action="store_true")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. max_steps=50, batch_size=32")
+    rr = sub.add_parser("reranker", help="train a cross-encoder that reorders the retriever's top candidates")
+    rr.add_argument("--base", help="model folder or embedders version to start from (default: the packaged MiniLM)")
+    rr.add_argument("--miner", help="first-stage embedding model (folder or embedders version) that mines negatives")
+    rr.add_argument("--kb", action="append", help="knowledge-base folder for pairs (default: data/sample_kb)")
+    rr.add_argument("--pairs", help="extra JSONL of {question, passage}")
+    rr.add_argument("--insuranceqa", help="opt-in: the InsuranceQA folder (research use only)")
+    rr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. max_steps=50, negatives=3")
     fe = sub.add_parser("fast-encoder", help="a faster embedding model: the teacher in int8 ONNX, or a shallower student")
     fe.add_argument("--teacher", help="model folder or embedders version (default: the packaged all-MiniLM-L6-v2)")
     fe.add_argument("--kb", action="append", help="knowledge-base folder for texts (default: data/sample_kb)")
@@ -176,13 +194,24 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    reg = Registry(args.models_dir or (get_settings().embedders_dir
-                                       if args.command in ("embedders", "retriever", "fast-encoder") else get_settings().models_dir))
+    settings = get_settings()
+    default_dir = (settings.embedders_dir if args.command in ("embedders", "retriever", "fast-encoder")
+                   else settings.rerankers_dir if args.command in ("rerankers", "reranker") else settings.models_dir)
+    reg = Registry(args.models_dir or default_dir)
     try:
-        if args.command in ("retriever", "fast-encoder"):
+        if args.command in ("retriever", "fast-encoder", "reranker"):
             overrides = {k: json.loads(v) if v[:1] in "0123456789[" or v in ("true", "false") else v
                          for k, v in (kv.split("=", 1) for kv in args.set)}
             common = {**({"kb": args.kb} if args.kb else {}), "insuranceqa": args.insuranceqa, **overrides}
+            if args.command == "reranker":
+                from training.reranker import RerankerConfig, run as train_reranker
+
+                cfg = RerankerConfig.model_validate({**common, "base": args.base, "miner": args.miner,
+                                                     "pairs_file": args.pairs})
+                version = train_reranker(cfg, reg, Registry(settings.embedders_dir))
+                print(f"new reranker {version} in {reg.dir}: {json.dumps(reg.metadata(version)['metrics'])}\n"
+                      f"use it: ASSISTANT_RERANKER_MODEL={version}")
+                return 0
             if args.command == "retriever":
                 from training.retriever import RetrieverConfig, run as train
 
@@ -198,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"new embedding model {version} in {reg.dir}: {json.dumps(reg.metadata(version)['metrics'])}\n"
                   f"switch the store to it: python -m ingest --switch-embedding {reg.path(version) / 'model'}")
             return 0
-        if args.command in ("models", "embedders"):
+        if args.command in ("models", "embedders", "rerankers"):
             if args.action not in ("list", "audit") and not args.version:
                 p.error(f"models {args.action} needs a VERSION")
             return cmd_models(reg, args)

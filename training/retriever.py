@@ -112,7 +112,7 @@ def insuranceqa_pairs(folder: Path, seed: int = 0, all_answers: bool = False
 
 
 def mine_hard_negatives(pairs: list[dict], corpus: list[str], depth: int = 10) -> None:
-    """Adds "negative": the best BM25 passage for the question that is not (a gold answer of) it."""
+    """Adds "negatives": [the best BM25 passage for the question that is not (a gold answer of) it]."""
     import bm25s
 
     from assistant.store import _stemmer
@@ -125,35 +125,79 @@ def mine_hard_negatives(pairs: list[dict], corpus: list[str], depth: int = 10) -
         for i in row:
             text = corpus[int(i)]
             if text != p["passage"] and text not in p.get("gold_texts", ()):
-                p["negative"] = text
+                p["negatives"] = [text]
                 break
 
 
-def mine_dense_negatives(pairs: list[dict], corpus: list[str], model, ranks: list[int], margin: float,
-                         seed: int = 0, progress: bool = True) -> int:
-    """Adds "negative": a passage `model` ranks within `ranks` for the question, not gold and clearly below the gold
-    passage's score (relative margin). Returns how many pairs got one."""
+def top_candidates(q, c, depth: int):
+    """Indices and scores of the `depth` best rows of `c` for each row of `q` (unit vectors), best first; in blocks
+    of 1,024 questions so the score matrix stays small."""
     import numpy as np
 
+    idx, val = [], []
+    depth = min(depth, len(c))
+    for start in range(0, len(q), 1024):
+        scores = q[start:start + 1024] @ c.T
+        top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+        part = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-part, axis=1)
+        idx.append(np.take_along_axis(top, order, axis=1))
+        val.append(np.take_along_axis(part, order, axis=1))
+    return np.concatenate(idx), np.concatenate(val)
+
+
+def mine_dense_negatives(pairs: list[dict], corpus: list[str], encode, ranks: list[int], margin: float,
+                         seed: int = 0, count: int = 1) -> int:
+    """Adds "negatives": up to `count` passages the model behind `encode` (texts → unit vectors) ranks within
+    `ranks` for the question, not gold and clearly below the gold passage's score (relative margin). Returns how
+    many pairs got at least one."""
     rng = random.Random(seed)
-    c = model.encode(corpus, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress)
-    q = model.encode([p["question"] for p in pairs], batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                     show_progress_bar=progress)
+    c = encode(corpus)
+    q = encode([p["question"] for p in pairs])
     index = {t: i for i, t in enumerate(corpus)}
     pos = c[[index[p["passage"]] for p in pairs]]  # every positive is in the corpus: no second encoding
+    top, scores = top_candidates(q, c, ranks[1])
     found = 0
-    for start in range(0, len(pairs), 1024):  # blocks keep the score matrix small (1,024 x corpus)
-        scores = q[start:start + 1024] @ c.T
-        top = np.argsort(-scores, axis=1)[:, : ranks[1]]
-        for j, row in enumerate(top):
-            p = pairs[start + j]
-            ceiling = (1 - margin) * float(q[start + j] @ pos[start + j])
-            gold = p.get("gold_texts", set()) | {p["passage"]}
-            options = [int(i) for i in row[ranks[0]:] if scores[j, i] < ceiling and corpus[int(i)] not in gold]
-            if options:
-                p["negative"] = corpus[rng.choice(options)]
-                found += 1
+    for j, p in enumerate(pairs):
+        ceiling = (1 - margin) * float(q[j] @ pos[j])
+        gold = p.get("gold_texts", set()) | {p["passage"]}
+        options = [corpus[int(i)] for i, s in zip(top[j, ranks[0]:], scores[j, ranks[0]:])
+                   if s < ceiling and corpus[int(i)] not in gold]
+        if options:
+            # count 1 draws as the registered retriever versions were drawn (reproducible)
+            p["negatives"] = [rng.choice(options)] if count == 1 else rng.sample(options, min(count, len(options)))
+            found += 1
     return found
+
+
+def collect_pairs(kb: list[str], pairs_file: str | None, insuranceqa: str | None, all_answers: bool, seed: int
+                  ) -> tuple[list[dict], dict, list[dict], dict[str, str]]:
+    """Training pairs from the knowledge base, a pairs file and (opt-in) InsuranceQA, shuffled; their counts by
+    source; InsuranceQA's validation questions and answer pool (empty without it)."""
+    from assistant.evaluation import load_cases
+
+    eval_questions = []
+    for root in kb:
+        f = Path(root) / "eval.jsonl"
+        if f.exists():
+            eval_questions += [c["question"] for c in load_cases(f)]
+    pairs = kb_pairs([Path(r) for r in kb], eval_questions)
+    sources = {"kb": len(pairs)}
+    if pairs_file:
+        extra = [json.loads(line) for line in Path(pairs_file).read_text().splitlines() if line.strip()]
+        pairs += [{"question": p["question"], "passage": p["passage"]} for p in extra]
+        sources["pairs_file"] = len(extra)
+    val, pool = [], {}
+    if insuranceqa:
+        iqa, val, pool = insuranceqa_pairs(Path(insuranceqa), seed, all_answers)
+        for p in iqa:
+            p["gold_texts"] = {pool[a] for a in p.pop("gold") if a in pool}
+        pairs += iqa
+        sources["insuranceqa"] = len(iqa)
+    if not pairs:
+        raise ValueError("no training pairs: check --kb / --pairs / --insuranceqa")
+    random.Random(seed).shuffle(pairs)
+    return pairs, sources, val, pool
 
 
 def resolve_model(name: str | None, registry) -> str:
@@ -183,46 +227,26 @@ def run(cfg: RetrieverConfig, registry, progress: bool = True) -> str:
     from sentence_transformers.sentence_transformer.training_args import (BatchSamplers,
                                                                           SentenceTransformerTrainingArguments)
 
-    from assistant.evaluation import load_cases
-
     torch.manual_seed(cfg.seed)
     base = resolve_model(cfg.base, registry)
-    eval_questions = []
-    for root in cfg.kb:
-        f = Path(root) / "eval.jsonl"
-        if f.exists():
-            eval_questions += [c["question"] for c in load_cases(f)]
-    pairs = kb_pairs([Path(r) for r in cfg.kb], eval_questions)
-    sources = {"kb": len(pairs)}
-    if cfg.pairs_file:
-        extra = [json.loads(line) for line in Path(cfg.pairs_file).read_text().splitlines() if line.strip()]
-        pairs += [{"question": p["question"], "passage": p["passage"]} for p in extra]
-        sources["pairs_file"] = len(extra)
-    val, pool = [], {}
-    if cfg.insuranceqa:
-        iqa, val, pool = insuranceqa_pairs(Path(cfg.insuranceqa), cfg.seed, cfg.all_answers)
-        for p in iqa:
-            p["gold_texts"] = {pool[a] for a in p.pop("gold") if a in pool}
-        pairs += iqa
-        sources["insuranceqa"] = len(iqa)
-    if not pairs:
-        raise ValueError("no training pairs: check --kb / --pairs / --insuranceqa")
-    random.Random(cfg.seed).shuffle(pairs)
+    pairs, sources, val, pool = collect_pairs(cfg.kb, cfg.pairs_file, cfg.insuranceqa, cfg.all_answers, cfg.seed)
     mined = 0
     if cfg.hard_negatives:
         corpus = list(dict.fromkeys([p["passage"] for p in pairs] + list(pool.values())))
         if cfg.miner:
             miner = SentenceTransformer(resolve_model(cfg.miner, registry), device="cpu")
             miner.max_seq_length = cfg.max_seq_length
-            mined = mine_dense_negatives(pairs, corpus, miner, cfg.negative_ranks, cfg.negative_margin, cfg.seed, progress)
+            mined = mine_dense_negatives(pairs, corpus, lambda texts: miner.encode(
+                texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress),
+                cfg.negative_ranks, cfg.negative_margin, cfg.seed)
             del miner
         else:
             mine_hard_negatives(pairs, corpus)
-            mined = sum("negative" in p for p in pairs)
+            mined = sum("negatives" in p for p in pairs)
     columns = {"anchor": [p["question"] for p in pairs], "positive": [p["passage"] for p in pairs]}
     if cfg.hard_negatives:
         fallback = [p["passage"] for p in pairs[1:]] + [pairs[0]["passage"]]
-        columns["negative"] = [p.get("negative", fb) for p, fb in zip(pairs, fallback)]
+        columns["negative"] = [p["negatives"][0] if "negatives" in p else fb for p, fb in zip(pairs, fallback)]
     # datasets.Dataset.from_dict crashes with this datasets/pyarrow pair (stack.md): build from a table.
     train = datasets.Dataset(pa.table(columns))
 
