@@ -321,7 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     cf.set_defaults(func=cmd_config)
 
     args = p.parse_args(argv)
-    return args.func(args)
+    from assistant.rerank import RerankerError
+
+    try:
+        return args.func(args)
+    except RerankerError as e:  # a configuration mistake: say which setting, no traceback
+        print(f"error: ASSISTANT_RERANKER_MODEL: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
