@@ -107,6 +107,7 @@ def run(cfg: RerankerConfig, registry, embedders, progress: bool = True) -> str:
     path = registry.create(cfg)
     version = path.name
     model = CrossEncoder(resolve_model(cfg.base, embedders), num_labels=1, max_length=cfg.max_length, device="cpu")
+    # transformers 5 reads a float warmup_steps < 1 as a ratio of the steps (warmup_ratio is deprecated)
     args = CrossEncoderTrainingArguments(
         output_dir=str(path / "checkpoints"), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.lr, warmup_steps=cfg.warmup_ratio, max_steps=cfg.max_steps, seed=cfg.seed, logging_steps=10,
