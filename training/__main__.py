@@ -211,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
                 version = train_reranker(cfg, reg, Registry(settings.embedders_dir))
                 print(f"new reranker {version} in {reg.dir}: {json.dumps(reg.metadata(version)['metrics'])}\n"
                       f"use it: ASSISTANT_RERANKER_MODEL={version}")
+                if (n := reg.metadata(version)["metrics"]["questions"]) < 1000:
+                    print(f"note: {n} training questions only; a reranker needs thousands (--pairs with your own "
+                          "question/answer pairs) — measure it (python -m assistant evaluate) before turning it on")
                 return 0
             if args.command == "retriever":
                 from training.retriever import RetrieverConfig, run as train
