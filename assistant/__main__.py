@@ -228,6 +228,10 @@ def cmd_serve(args) -> int:
         print("no API keys: set ASSISTANT_API_KEYS, e.g. ASSISTANT_API_KEYS='a-long-random-key:customer,"
               "another-key:staff' (every /v1 route needs one)", file=sys.stderr)
         return 2
+    if s.reranker_model:  # a wrong reranker stops here, not as a traceback in every worker's startup
+        from assistant.rerank import resolve_reranker
+
+        resolve_reranker(s.reranker_model, s.rerankers_dir)
     if args.workers > 1 and not s.chroma_host:
         print("several workers need a shared Chroma server (embedded Chroma keeps a per-process index): start one with "
               "`chroma run --path var/chroma --port 8001` and set ASSISTANT_CHROMA_HOST=127.0.0.1 ASSISTANT_CHROMA_PORT=8001",

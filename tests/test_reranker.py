@@ -88,3 +88,27 @@ def test_reranking_reorders_fused_candidates_within_the_role(reranker, kb_store_
     with pytest.raises(RerankerError, match="not found"):
         HybridRetriever(store, embedder, make_settings(kb_store_dir, reranker_model="no-such-version",
                                                        rerankers_dir=reg))
+
+
+def test_a_missing_reranker_is_a_clear_error_in_the_cli_the_api_and_the_ui(monkeypatch, kb_store_dir, tmp_path, capsys):
+    from streamlit.testing.v1 import AppTest
+
+    from assistant.__main__ import main
+    from assistant.settings import get_settings
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("ASSISTANT_STORE_DIR", str(kb_store_dir))
+    monkeypatch.setenv("ASSISTANT_RERANKER_MODEL", "no-such-version")
+    monkeypatch.setenv("ASSISTANT_RERANKERS_DIR", str(tmp_path / "rerankers"))
+    monkeypatch.setenv("ASSISTANT_API_KEYS", "a-key:customer")
+    get_settings.cache_clear()
+    try:
+        assert main(["retrieve", "How do I make a claim?"]) == 2
+        assert main(["serve", "--port", "8799"]) == 2  # refused before uvicorn starts
+        err = capsys.readouterr().err
+        assert err.count("ASSISTANT_RERANKER_MODEL: reranker 'no-such-version' not found") == 2, err
+
+        at = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=180).run()
+        assert not at.exception and "no-such-version" in at.error[0].value
+    finally:
+        get_settings.cache_clear()

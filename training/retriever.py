@@ -214,7 +214,7 @@ def recall_at_5(model, questions: list[str], golds: list[set[int]], corpus: list
 
     q = model.encode(questions, normalize_embeddings=True, batch_size=64, convert_to_numpy=True)
     c = model.encode(corpus, normalize_embeddings=True, batch_size=64, convert_to_numpy=True)
-    top = np.argsort(-(q @ c.T), axis=1)[:, :5]
+    top, _ = top_candidates(q, c, 5)
     return float(np.mean([bool(set(map(int, t)) & g) for t, g in zip(top, golds)]))
 
 

@@ -31,7 +31,13 @@ def assistant_for(config: str):
 
 
 def get_assistant():
-    return assistant_for(settings().model_dump_json())
+    from assistant.rerank import RerankerError
+
+    try:
+        return assistant_for(settings().model_dump_json())
+    except RerankerError as e:  # a configuration mistake: say which setting, not a traceback
+        st.error(f"ASSISTANT_RERANKER_MODEL: {e}")
+        st.stop()
 
 
 def registry(kind: str = "models"):
