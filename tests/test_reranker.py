@@ -56,6 +56,24 @@ def test_training_registers_a_hugging_face_cross_encoder_that_learned_its_pairs(
     assert version in capsys.readouterr().out
 
 
+def test_a_second_round_starts_from_a_reranker_version_and_a_wrong_name_fails_before_any_work(reranker, tmp_path,
+                                                                                             capsys):
+    from training.__main__ import main
+    from training.registry import Registry
+    from training.reranker import resolve_base
+
+    reg, version = reranker
+    embedders = Registry(tmp_path / "embedders", "embedders")
+    # `--base <reranker version>` continues training that reranker (rounds over a large pair set), not the stock model.
+    assert resolve_base(version, Registry(reg, "rerankers"), embedders) == str(reg / version / "model")
+    versions = sorted(p.name for p in reg.iterdir() if p.is_dir())
+    assert main(["--models-dir", str(reg), "reranker", "--base", "no-such-version"]) == 2
+    assert "base 'no-such-version' is neither a folder nor a version" in capsys.readouterr().err
+    assert main(["--models-dir", str(reg), "reranker", "--miner", "no-such-version"]) == 2
+    assert "see `python -m training embedders list`" in capsys.readouterr().err
+    assert sorted(p.name for p in reg.iterdir() if p.is_dir()) == versions  # nothing half-made in the registry
+
+
 def test_reranking_reorders_fused_candidates_within_the_role(reranker, kb_store_dir, embedder):
     from assistant.pipeline import Assistant
     from assistant.rerank import RerankerError, get_reranker

@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-hard-negatives", action="store_true")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. max_steps=50, batch_size=32")
     rr = sub.add_parser("reranker", help="train a cross-encoder that reorders the retriever's top candidates")
-    rr.add_argument("--base", help="model folder or embedders version to start from (default: the packaged MiniLM)")
+    rr.add_argument("--base", help="model folder, reranker version (another round) or embedders version to start "
+                                    "from (default: the packaged MiniLM)")
     rr.add_argument("--miner", help="first-stage embedding model (folder or embedders version) that mines negatives")
     rr.add_argument("--kb", action="append", help="knowledge-base folder for pairs (default: data/sample_kb)")
     rr.add_argument("--pairs", help="extra JSONL of {question, passage}")
@@ -195,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
-    default_dir = (settings.embedders_dir if args.command in ("embedders", "retriever", "fast-encoder")
-                   else settings.rerankers_dir if args.command in ("rerankers", "reranker") else settings.models_dir)
-    reg = Registry(args.models_dir or default_dir)
+    kind = ("embedders" if args.command in ("embedders", "retriever", "fast-encoder")
+            else "rerankers" if args.command in ("rerankers", "reranker") else "models")
+    default_dir = {"embedders": settings.embedders_dir, "rerankers": settings.rerankers_dir}.get(kind, settings.models_dir)
+    reg = Registry(args.models_dir or default_dir, kind)
     try:
         if args.command in ("retriever", "fast-encoder", "reranker"):
             overrides = {k: json.loads(v) if v[:1] in "0123456789[" or v in ("true", "false") else v
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 cfg = RerankerConfig.model_validate({**common, "base": args.base, "miner": args.miner,
                                                      "pairs_file": args.pairs})
-                version = train_reranker(cfg, reg, Registry(settings.embedders_dir))
+                version = train_reranker(cfg, reg, Registry(settings.embedders_dir, "embedders"))
                 print(f"new reranker {version} in {reg.dir}: {json.dumps(reg.metadata(version)['metrics'])}\n"
                       f"use it: ASSISTANT_RERANKER_MODEL={version}")
                 if (n := reg.metadata(version)["metrics"]["questions"]) < 1000:
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command in ("models", "embedders", "rerankers"):
             if args.action not in ("list", "audit") and not args.version:
-                p.error(f"models {args.action} needs a VERSION")
+                p.error(f"{args.command} {args.action} needs a VERSION")
             return cmd_models(reg, args)
         if args.command == "all":
             if args.version and (reg.dir / args.version / "metadata.json").exists():

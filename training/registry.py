@@ -36,8 +36,10 @@ def file_hash(path: Path) -> str | None:
 
 
 class Registry:
-    def __init__(self, models_dir: Path | str):
+    def __init__(self, models_dir: Path | str, kind: str = "models"):
         self.dir = Path(models_dir)
+        self.kind = kind  # models | embedders | rerankers: the CLI command that lists this registry
+
 
     # --- versions ------------------------------------------------------------------------------------------------
     def create(self, cfg: TrainConfig, version: str | None = None) -> Path:
@@ -57,7 +59,7 @@ class Registry:
     def path(self, version: str) -> Path:
         path = self.dir / version
         if not (path / "metadata.json").exists():
-            raise RegistryError(f"no version {version!r} in {self.dir} (see `python -m training models list`)")
+            raise RegistryError(f"no version {version!r} in {self.dir} (see `python -m training {self.kind} list`)")
         return path
 
     def config(self, version: str) -> TrainConfig:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from training.registry import RegistryError
 from training.retriever import collect_pairs, mine_dense_negatives, resolve_model, top_candidates
 
 
@@ -70,6 +71,17 @@ def rerank_recall(model, questions: list[str], candidates: list[list[str]], gold
             for name, hits in out.items() for i, k in enumerate((1, 5))}
 
 
+def resolve_base(name: str | None, registry, embedders) -> str:
+    """A folder, a reranker version (another round of training), an embedding-model version, or the stock MiniLM."""
+    if name in (None, "stock") or Path(name).exists():
+        return resolve_model(name, embedders)
+    for reg in (registry, embedders):
+        if (reg.dir / name / "metadata.json").exists():
+            return str(reg.path(name) / "model")
+    raise RegistryError(f"base {name!r} is neither a folder nor a version in {registry.dir} or {embedders.dir} "
+                        "(see `python -m training rerankers list` and `embedders list`)")
+
+
 def run(cfg: RerankerConfig, registry, embedders, progress: bool = True) -> str:
     """Trains a reranker version in `registry`; `embedders` resolves `base` and `miner` versions."""
     import datasets
@@ -81,10 +93,12 @@ def run(cfg: RerankerConfig, registry, embedders, progress: bool = True) -> str:
     from assistant.embeddings import Embedder
 
     torch.manual_seed(cfg.seed)
+    # Both names are checked before the pairs are mined (minutes on a large pool), not after.
+    base, miner_path = resolve_base(cfg.base, registry, embedders), resolve_model(cfg.miner, embedders)
     pairs, sources, val, pool = collect_pairs(cfg.kb, cfg.pairs_file, cfg.insuranceqa, cfg.all_answers, cfg.seed)
     pairs = pairs[cfg.skip_questions:][: cfg.max_questions or None]
     corpus = list(dict.fromkeys([p["passage"] for p in pairs] + list(pool.values())))
-    miner = Embedder(resolve_model(cfg.miner, embedders))  # a fast encoder's ONNX graph when it has one
+    miner = Embedder(miner_path)  # a fast encoder's ONNX graph when it has one
     vectors: dict[str, np.ndarray] = {}
 
     def encode(texts: list[str]) -> np.ndarray:  # the corpus is encoded once for mining and the held-out check
@@ -106,7 +120,7 @@ def run(cfg: RerankerConfig, registry, embedders, progress: bool = True) -> str:
 
     path = registry.create(cfg)
     version = path.name
-    model = CrossEncoder(resolve_model(cfg.base, embedders), num_labels=1, max_length=cfg.max_length, device="cpu")
+    model = CrossEncoder(base, num_labels=1, max_length=cfg.max_length, device="cpu")
     # transformers 5 reads a float warmup_steps < 1 as a ratio of the steps (warmup_ratio is deprecated)
     args = CrossEncoderTrainingArguments(
         output_dir=str(path / "checkpoints"), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,

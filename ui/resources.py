@@ -44,7 +44,7 @@ def registry(kind: str = "models"):
     from training.registry import Registry
 
     s = settings()
-    return Registry(s.models_dir if kind == "models" else s.embedders_dir)
+    return Registry(s.models_dir if kind == "models" else s.embedders_dir, kind)
 
 
 @dataclass
