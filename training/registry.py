@@ -40,7 +40,6 @@ class Registry:
         self.dir = Path(models_dir)
         self.kind = kind  # models | embedders | rerankers: the CLI command that lists this registry
 
-
     # --- versions ------------------------------------------------------------------------------------------------
     def create(self, cfg: TrainConfig, version: str | None = None) -> Path:
         version = version or f"{cfg.preset}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
