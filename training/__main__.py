@@ -142,10 +142,9 @@ def cmd_models(reg, args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from assistant.settings import get_settings
     from training.config import load_config
     from training.data import DataError
-    from training.registry import Registry, RegistryError
+    from training.registry import RegistryError, registry_for
 
     p = argparse.ArgumentParser(prog="python -m training", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -195,11 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    settings = get_settings()
     kind = ("embedders" if args.command in ("embedders", "retriever", "fast-encoder")
             else "rerankers" if args.command in ("rerankers", "reranker") else "models")
-    default_dir = {"embedders": settings.embedders_dir, "rerankers": settings.rerankers_dir}.get(kind, settings.models_dir)
-    reg = Registry(args.models_dir or default_dir, kind)
+    reg = registry_for(kind, args.models_dir)
     try:
         if args.command in ("retriever", "fast-encoder", "reranker"):
             overrides = {k: json.loads(v) if v[:1] in "0123456789[" or v in ("true", "false") else v
@@ -210,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 cfg = RerankerConfig.model_validate({**common, "base": args.base, "miner": args.miner,
                                                      "pairs_file": args.pairs})
-                version = train_reranker(cfg, reg, Registry(settings.embedders_dir, "embedders"))
+                version = train_reranker(cfg, reg, registry_for("embedders"))
                 print(f"new reranker {version} in {reg.dir}: {json.dumps(reg.metadata(version)['metrics'])}\n"
                       f"use it: ASSISTANT_RERANKER_MODEL={version}")
                 if (n := reg.metadata(version)["metrics"]["questions"]) < 1000:

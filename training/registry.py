@@ -35,6 +35,15 @@ def file_hash(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else None
 
 
+def registry_for(kind: str, folder: Path | str | None = None) -> "Registry":
+    """The registry of one kind of model (models | embedders | rerankers), in its settings folder unless given one."""
+    from assistant.settings import get_settings
+
+    s = get_settings()
+    dirs = {"models": s.models_dir, "embedders": s.embedders_dir, "rerankers": s.rerankers_dir}
+    return Registry(folder or dirs[kind], kind)
+
+
 class Registry:
     def __init__(self, models_dir: Path | str, kind: str = "models"):
         self.dir = Path(models_dir)

@@ -32,7 +32,7 @@ from training.retriever import collect_pairs, mine_dense_negatives, resolve_mode
 class RerankerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     preset: str = "reranker"
-    base: str | None = None  # model folder or embedders version; None: the packaged all-MiniLM-L6-v2 (new head)
+    base: str | None = None  # folder, reranker version (another round) or embedders version; None: the packaged MiniLM
     miner: str | None = None  # first-stage embedding model that mines negatives and candidates; None: the packaged one
     kb: list[str] = ["data/sample_kb"]
     pairs_file: str | None = None

@@ -41,10 +41,9 @@ def get_assistant():
 
 
 def registry(kind: str = "models"):
-    from training.registry import Registry
+    from training.registry import registry_for
 
-    s = settings()
-    return Registry(s.models_dir if kind == "models" else s.embedders_dir, kind)
+    return registry_for(kind)
 
 
 @dataclass
