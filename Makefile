@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install browser run serve ingest test bench train pdfs clean
+.PHONY: install browser run serve ingest decide test bench train pdfs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,17 +27,22 @@ browser:  ## headless Chromium for the browser test (apt)
 ingest: install  ## ingest the sample knowledge base (idempotent: unchanged documents are skipped)
 	$(PY) -m ingest data/sample_kb
 
-run: ingest  ## the Streamlit chat on http://localhost:8501
+# The answer-or-refuse model learns from the ingested documents: trained once (~6 min on 2 cores), then reused; after
+# the documents change, `.venv/bin/python -m training answerability` retrains it.
+decide: ingest  ## train, calibrate and promote the answerability model unless one is promoted already
+	@test -f var/answerability/PROMOTED || $(PY) -m training answerability
+
+run: decide  ## the Streamlit chat on http://localhost:8501
 	$(PY) -m streamlit run ui/app.py --server.headless true --server.address 127.0.0.1 --server.port 8501 \
 		--browser.gatherUsageStats false
 
-serve: ingest  ## the OpenAI-compatible HTTP API on http://127.0.0.1:8000 (needs ASSISTANT_API_KEYS="key:customer,key:staff")
+serve: decide  ## the OpenAI-compatible HTTP API on http://127.0.0.1:8000 (needs ASSISTANT_API_KEYS="key:customer,key:staff")
 	$(PY) -m assistant serve --host 127.0.0.1 --port 8000
 
 test: install browser  ## the whole test suite
 	$(PY) -m pytest -q
 
-bench: install browser  ## every benchmark (retrieval needs ../shared/data/insuranceqa)
+bench: decide browser  ## every benchmark (retrieval needs ../shared/data/insuranceqa)
 	$(PY) bench/ingest.py
 	$(PY) bench/answers.py
 	$(PY) bench/redteam.py

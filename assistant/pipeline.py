@@ -27,7 +27,7 @@ from assistant.session import Session
 
 REFUSAL = "I'm sorry, I can't find the answer to that in our documents, so I can't answer it reliably. Please contact us: {contact}."
 # Refusals decided before any backend ran (the rail's name is the reason's prefix).
-BEFORE_BACKEND = ("invalid_input", "injection", "abuse", "topic", "no_context")
+BEFORE_BACKEND = ("invalid_input", "injection", "abuse", "topic", "no_context", "not_answerable")
 
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")
@@ -52,6 +52,7 @@ class _Turn:
     citations: list[Citation] = field(default_factory=list)
     streamed: bool = False  # its text already went out as tokens
     usage: dict = field(default_factory=dict)
+    answerability: float | None = None
 
 
 class Assistant:
@@ -70,6 +71,9 @@ class Assistant:
         self.store = store
         self.embedder = embedder
         self.retriever = HybridRetriever(store, embedder, self.settings)
+        from assistant.answerability import get_answerability
+
+        self.answerability = get_answerability(self.settings)  # None: the backends' own rules decide
         self.guards = Guardrails(self.settings, store, embedder, self.retriever)
         self._audit = None
         self._generators: dict = {}
@@ -173,6 +177,7 @@ class Assistant:
                         standalone_question=standalone if standalone not in (None, redacted) else None,
                         timings_ms=timings, guards=[v.to_json() for v in verdicts], session_id=session.session_id)
         answer.usage = turn.usage
+        answer.answerability = turn.answerability
         session.history.append((redacted, turn.text))
         if self.audit is not None:
             answer.interaction_id = self.audit.record(
@@ -186,7 +191,8 @@ class Assistant:
         """Retrieve, sanitize, generate and check sentence by sentence; yields checked tokens, returns the _Turn."""
         yield "status", "searching the documents"
         t = time.perf_counter()
-        hits = self.retriever.retrieve(standalone, role=role)
+        # With an answerability model, it decides whether the passages answer: no similarity cut-off first.
+        hits = self.retriever.retrieve(standalone, role=role, threshold=-1.0 if self.answerability else None)
         timings["retrieve"] = (time.perf_counter() - t) * 1000
         if not hits:
             return _Turn(REFUSAL.format(contact=self.settings.contact_fallback), True,
@@ -194,8 +200,20 @@ class Assistant:
         hits, ctx = self.guards.sanitize(hits)
         verdicts.append(ctx)
         timings["guard_context"] = ctx.ms
+        decision = None
+        if self.answerability is not None:
+            t = time.perf_counter()
+            decision = self.decide(standalone, hits, role)
+            timings["decide"] = (time.perf_counter() - t) * 1000
+            verdicts.append(Verdict("answerability", decision.answerable,
+                                    f"p={decision.probability:.2f} (threshold {self.answerability.threshold:.2f})",
+                                    ms=timings["decide"]))
+            if not decision.answerable:
+                return _Turn(REFUSAL.format(contact=self.settings.contact_fallback), True,
+                             f"not_answerable: the passages do not answer the question (p={decision.probability:.2f})",
+                             answerability=decision.probability)
         request = GenerationRequest(standalone, hits, build_messages(standalone, hits, self.settings.contact_fallback,
-                                                                     session.history), session.history)
+                                                                     session.history), session.history, decision)
         usage = Usage()
         check = self.guards.output.start(hits, role, own_pii=set(session.pii.values()))
         yield "status", "writing the answer"
@@ -223,9 +241,20 @@ class Assistant:
             reason = (f"output_guard: {dropped[0].rail}: {dropped[0].detail}" if dropped else
                       "not_in_context: the retrieved passages do not answer the question")
             text = (rail_config("output")["fallback"] if dropped else REFUSAL).format(contact=self.settings.contact_fallback)
-            return _Turn(text, True, reason, usage=used)
+            return _Turn(text, True, reason, usage=used, answerability=decision and decision.probability)
         citations = [self._citation(n, hits[n - 1]) for n in check.cited]
-        return _Turn(check.text, False, citations=citations, streamed=streamed, usage=used)
+        return _Turn(check.text, False, citations=citations, streamed=streamed, usage=used,
+                     answerability=decision and decision.probability)
+
+    def decide(self, question: str, hits: list[Hit], role: str = "customer"):
+        """The answerability model's decision over the passages' best pre-ranked sentences."""
+        from assistant.answerability import internal_gap, prerank
+        from assistant.vocabulary import expand
+
+        bm25 = self.store.bm25()
+        evidence = prerank(question, hits, self.embedder, bm25, self.settings.answerability_candidates)
+        gap = internal_gap(self.store, self.embedder, question, hits, role)
+        return self.answerability.decide(expand(question), hits, evidence, bm25, gap)
 
     @staticmethod
     def _citation(n: int, hit: Hit) -> Citation:

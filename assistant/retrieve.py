@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from assistant.schema import ROLE_AUDIENCES, Hit
+from assistant.vocabulary import expand
 
 Mode = Literal["hybrid", "dense", "bm25"]
 
@@ -66,6 +67,7 @@ class HybridRetriever:
         audiences = ROLE_AUDIENCES[role]
         candidates = max(s.candidate_k, k)
 
+        query = expand(query)  # customers' words → the documents' (vocabulary.yaml)
         q = self.embedder.embed_one(query)
         dense = self.store.dense_search(q, candidates, audiences) if mode != "bm25" else []
         sparse = self.store.bm25().search(query, candidates, audiences) if mode != "dense" else []

@@ -102,6 +102,7 @@ class Answer:
     guards: list[dict] = field(default_factory=list)  # every rail's verdict
     session_id: str | None = None
     interaction_id: str | None = None  # the audit log's id: feedback refers to it
+    answerability: float | None = None  # the answerability model's P(the passages answer), when it decided
 
     def to_json(self) -> dict:
         return {
@@ -117,5 +118,6 @@ class Answer:
             "guards": self.guards,
             "session_id": self.session_id,
             "interaction_id": self.interaction_id,
+            "answerability": None if self.answerability is None else round(self.answerability, 4),
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }

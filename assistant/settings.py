@@ -65,17 +65,36 @@ class Settings(BaseSettings):
         0.0, description="Weight of the first-stage (fused) order beside the reranker's in a final rank fusion; "
                          "0 = the reranker's order alone. `bench/retrieval.py --tune --reranker` picks it.")
     relevance_threshold: float = Field(
-        0.30, description="Minimum cosine similarity (question vs chunk) for a chunk to count as context."
+        0.30, description="Minimum cosine similarity (question vs chunk) for a chunk to count as context — only "
+                          "without an answerability model, which decides instead."
     )
+
+    # --- answer or refuse ------------------------------------------------------------------------------------
+    answerability_model: str | None = Field(
+        None, description="Answerability model (`python -m training answerability`): a version folder or a version "
+                          "in `answerability_dir`; empty = the promoted version; `off` = the extractive backend's "
+                          "lexical thresholds decide.")
+    answerability_dir: Path = Field(Path("var/answerability"), description="Folder of the answerability model registry.")
+    answerability_candidates: int = Field(
+        8, description="Sentences of the retrieved passages the answerability model scores (pre-ranked by the "
+                       "embedding model; one forward pass each).")
+    extractive_choice_logit_weight: float = Field(
+        0.05, description="With an answerability model: weight of its per-sentence probability beside the pre-ranking "
+                         "score when the extractive backend chooses what to quote (tuned on the dev split).")
+    extractive_evidence_margin: float = Field(
+        0.05, description="With an answerability model: sentences scoring within this of the best one are quoted too "
+                          "(up to `extractive_max_sentences`; tuned on the dev split).")
 
     # --- generation -----------------------------------------------------------------------------------------
     backend: Literal["extractive", "hosted", "private"] = Field("extractive", description="Default generation backend.")
     extractive_max_sentences: int = Field(3, description="Sentences the extractive backend quotes at most.")
     extractive_min_support: float = Field(
-        0.35, description="Share of the question's key terms (IDF-weighted) the quoted context must contain."
+        0.35, description="Without an answerability model: share of the question's key terms (IDF-weighted) the quoted "
+                          "context must contain."
     )
     extractive_min_confidence: float = Field(
-        1.02, description="Minimum of (best sentence cosine + key-term support) for the extractive backend to answer."
+        1.02, description="Without an answerability model: minimum of (best sentence cosine + key-term support) for "
+                          "the extractive backend to answer."
     )
     hosted_base_url: str | None = Field(
         None,

@@ -1,10 +1,14 @@
-"""Answer quality per backend on data/sample_kb/eval.jsonl.
+"""Answer quality per backend: the customer-voice set's dev and test splits, and the regression set eval.jsonl.
 
-    python bench/answers.py [--store DIR] [--backends extractive,hosted,private] [--verbose]
+    python bench/answers.py [--store DIR] [--backends extractive,hosted,private] [--sets dev,test,regression]
+                            [--json FILE] [--verbose]
 
-For each available backend: share of in-scope questions answered with a citation to the right document (and page,
-where the reference has one), share of out-of-scope questions refused, internal questions answered for staff and
-refused for customers, and latency. The sample KB is ingested into the store first (idempotent).
+Customer-voice splits (data/eval/customer_voice.{dev,test}.jsonl): public questions answered with a citation of the
+right document (and page), answer token F1, internal questions refused for customers and answered for staff,
+not-answerable questions refused (near the domain and off it), refusal precision, the same by voice and by
+phenomenon (synonyms, negations, two facts, everyday questions), paraphrase consistency (groups decided the same
+way in all three phrasings) and latency. Thresholds and models are fitted on dev: test is the figure to report,
+dev beside it. The regression set (eval.jsonl) keeps its own figures. The sample KB is ingested first (idempotent).
 """
 
 from __future__ import annotations
@@ -16,17 +20,45 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+SETS = {"dev": ROOT / "data" / "eval" / "customer_voice.dev.jsonl",
+        "test": ROOT / "data" / "eval" / "customer_voice.test.jsonl",
+        "regression": ROOT / "data" / "sample_kb" / "eval.jsonl"}
+
+
+def _pct(x: dict) -> str:
+    return f"{x['rate']:.1%} of {x['n']}" if x["rate"] is not None else "–"
+
+
+def print_breakdown(name: str, r: dict, verbose: bool) -> None:
+    print(f"  [{name}]")
+    print(f"    public answered with a correct citation : {_pct(r['public_answered_cited'])}")
+    print(f"    public answer token F1                  : {r['public_answer_f1']:.3f}")
+    print(f"    internal refused for customers          : {_pct(r['internal_refused_for_customers'])}")
+    print(f"    internal answered for staff (cited)     : {_pct(r['internal_answered_for_staff'])}")
+    print(f"    not answerable refused                  : {_pct(r['unanswerable_refused'])}"
+          f"  (near {_pct(r['unanswerable_near_refused'])}, off {_pct(r['unanswerable_off_refused'])})")
+    print(f"    refusal precision                       : {r['refusal_precision'] or 0:.3f}")
+    print(f"    paraphrase consistency                  : {_pct(r['paraphrase_consistency'])}")
+    print("    by voice (public answered, cited)       : " + ", ".join(f"{v} {_pct(x)}" for v, x in r["by_voice"].items()))
+    print("    by phenomenon                           : " + ", ".join(f"{v} {_pct(x)}" for v, x in r["by_phenomenon"].items()))
+    print(f"    latency p50 / p95                       : {r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f} ms")
+    if verbose:
+        for m in r["misses"]:
+            print(f"    MISS {m['id']} {m['question']!r} -> {m['reason'] or m['answer'][:100]!r}")
+        for m in r["wrongly_answered"]:
+            print(f"    ANSWERED {m['id']} {m['question']!r} -> {m['answer'][:100]!r}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", type=Path, default=ROOT / ".bench" / "sample_kb")
-    p.add_argument("--eval", type=Path, default=ROOT / "data" / "sample_kb" / "eval.jsonl")
     p.add_argument("--backends", default="extractive,hosted,private")
+    p.add_argument("--sets", default="dev,test,regression")
+    p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args()
 
-    from assistant.evaluation import evaluate, load_cases
+    from assistant.evaluation import breakdown, evaluate, load_cases
     from assistant.pipeline import Assistant
     from assistant.settings import get_settings
     from ingest.pipeline import Ingestor
@@ -35,24 +67,35 @@ def main() -> None:
     assistant = Assistant(settings)
     summary = Ingestor(assistant.store, settings, assistant.embedder, progress=False).ingest([ROOT / "data" / "sample_kb"])
     print(f"ingest: {summary.line()}")
-    cases = load_cases(args.eval)
+    model = assistant.answerability
+    print(f"answer/refuse decision: {'answerability model ' + model.version if model else 'lexical thresholds (no answerability model)'}")
     available = assistant.backends()
-    out = {}
+    out: dict = {}
     for backend in args.backends.split(","):
         ok, why = available.get(backend, (False, "unknown backend"))
         if not ok:
             print(f"\n{backend}: skipped ({why})")
             continue
-        r = evaluate(assistant, cases, backend, args.verbose)
-        out[backend] = r
         print(f"\n{backend}:")
-        print(f"  in-scope answered with a correct citation : {r['in_scope'][0]:.1%} of {r['in_scope'][1]}")
-        print(f"  out-of-scope refused                       : {r['out_of_scope'][0]:.1%} of {r['out_of_scope'][1]}")
-        print(f"  internal answered for staff (cited)        : {r['internal_staff'][0]:.1%} of {r['internal_staff'][1]}")
-        print(f"  internal refused for customers             : {r['internal_customer'][0]:.1%} of {r['internal_customer'][1]}")
-        print(f"  answer token F1 vs reference (in scope)    : {r['answer_f1']:.3f}")
-        print(f"  latency p50 / p95                          : {r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f} ms")
-    print(json.dumps(out))
+        out[backend] = {}
+        for name in args.sets.split(","):
+            cases = load_cases(SETS[name])
+            if name == "regression":
+                r = evaluate(assistant, cases, backend, args.verbose)
+                print("  [regression: eval.jsonl]")
+                print(f"    in-scope answered with a correct citation : {r['in_scope'][0]:.1%} of {r['in_scope'][1]}")
+                print(f"    out-of-scope refused                       : {r['out_of_scope'][0]:.1%} of {r['out_of_scope'][1]}")
+                print(f"    internal answered for staff (cited)        : {r['internal_staff'][0]:.1%} of {r['internal_staff'][1]}")
+                print(f"    internal refused for customers             : {r['internal_customer'][0]:.1%} of {r['internal_customer'][1]}")
+                print(f"    answer token F1 vs reference (in scope)    : {r['answer_f1']:.3f}")
+                print(f"    latency p50 / p95                          : {r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f} ms")
+            else:
+                r = breakdown(assistant, cases, backend)
+                print_breakdown(name, r, args.verbose)
+            out[backend][name] = r
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+        print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -150,7 +150,7 @@ def main() -> None:
             results = redteam.run(assistant, cases, backend, progress=True)
             s = redteam.summarize(results)
             benign_guard = sum(1 for r in results if r["category"] == "benign" and r["outcome"] == "false_refusal"
-                               and r["refusal_reason"].split(":")[0] not in ("no_context", "not_in_context"))
+                               and r["refusal_reason"].split(":")[0] not in ("no_context", "not_answerable", "not_in_context"))
             report[f"{backend} / {label}"] = s | {"benign_refused_by_guard": benign_guard}
             print(f"\n{backend} — {label}")
             print(f"  {'category':20s} {'n':>4s} {'stopped':>8s} {'blocked':>8s} {'failed':>7s}")

@@ -9,6 +9,9 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
+# Hermetic: a model promoted in this checkout's var/ must not change what the tests see. The `answerability` fixture
+# trains one that kb_assistant passes explicitly; servers the tests start use the lexical decision.
+os.environ["ASSISTANT_ANSWERABILITY_MODEL"] = "off"
 
 import pytest
 
@@ -62,11 +65,42 @@ def kb_store_dir(tmp_path_factory, embedder):
     return d
 
 
+HELD_OUT = "roadside-assistance.html"  # the answerability model never sees it before it is ingested
+
+
 @pytest.fixture(scope="session")
-def kb_assistant(kb_store_dir, embedder):
+def answerability(tmp_path_factory, embedder):
+    """An answerability model trained briefly on the sample KB without HELD_OUT, calibrated on the dev split without
+    its questions: the decision the pipeline tests run with (the product's default path), and the model
+    tests/test_answerability.py shows deciding about HELD_OUT once it is ingested.
+    Returns (settings of its store without HELD_OUT, registry, version)."""
+    from assistant.pipeline import Assistant
+    from ingest.pipeline import Ingestor
+    from training.answerability import AnswerabilityConfig, run
+    from training.registry import Registry
+
+    root = tmp_path_factory.mktemp("answerability")
+    kb = root / "kb"
+    shutil.copytree(SAMPLE_KB, kb, ignore=shutil.ignore_patterns(HELD_OUT))
+    settings = make_settings(root / "store", answerability_model="off", answerability_dir=root / "registry",
+                             audit_enabled=False)
+    assistant = Assistant(settings, embedder=embedder)
+    assert Ingestor(assistant.store, settings, embedder, progress=False).ingest([kb]).ok
+    dev = root / "dev.jsonl"
+    dev.write_text("".join(ln + "\n" for ln in (ROOT / "data/eval/customer_voice.dev.jsonl").read_text().splitlines()
+                           if HELD_OUT not in ln))
+    registry = Registry(root / "registry", "answerability-models")
+    version = run(AnswerabilityConfig(max_steps=140, batch_size=32), registry, assistant, dev, progress=False)
+    registry.promote(version, "test")
+    return settings, registry, version
+
+
+@pytest.fixture(scope="session")
+def kb_assistant(kb_store_dir, embedder, answerability):
     from assistant.pipeline import Assistant
 
-    return Assistant(make_settings(kb_store_dir), embedder=embedder)
+    _, registry, version = answerability
+    return Assistant(make_settings(kb_store_dir, answerability_model=str(registry.path(version))), embedder=embedder)
 
 
 @pytest.fixture(scope="session")

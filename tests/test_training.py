@@ -56,7 +56,7 @@ def test_private_backend_answers_through_the_assistant_with_the_promoted_model(t
 def test_cli_ask_with_the_private_backend(trained, kb_store_dir):
     reg, _ = trained
     env = {"ASSISTANT_MODELS_DIR": str(reg.dir), "ASSISTANT_STORE_DIR": str(kb_store_dir), "HF_HUB_OFFLINE": "1",
-           "PATH": "/usr/bin:/bin", "ASSISTANT_MAX_ANSWER_TOKENS": "8"}
+           "PATH": "/usr/bin:/bin", "ASSISTANT_MAX_ANSWER_TOKENS": "8", "ASSISTANT_ANSWERABILITY_MODEL": "off"}
     out = subprocess.run([sys.executable, "-m", "assistant", "ask", "What does home insurance cover?", "--backend",
                           "private", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -115,6 +115,17 @@ def cmd_models(reg, args) -> int:
                               str(x.get("questions", "")), str(x.get("steps", "")), recall)
             console.print(table)
             return 0
+        if args.command == "answerability-models":
+            table = Table("version", "status", "promoted", "created", "examples", "steps", "threshold",
+                          "dev answered / refused")
+            for m in reg.versions():
+                x = m.get("metrics") or {}
+                dev = (f"{x['dev_answered_if_answerable']:.3f} / {x['dev_refused_if_not']:.3f}"
+                       if x.get("dev_refused_if_not") is not None else "")
+                table.add_row(m["version"], m["status"], "★" if m["promoted"] else "", m["created"],
+                              str(x.get("examples", "")), str(x.get("steps", "")), str(x.get("threshold", "")), dev)
+            console.print(table)
+            return 0
         table = Table("version", "preset", "status", "promoted", "created", "held-out ppl (aligned)", "private F1")
         for m in reg.versions():
             metrics = m.get("metrics") or {}
@@ -141,6 +152,45 @@ def cmd_models(reg, args) -> int:
     return 0
 
 
+def _overrides(pairs: list[str]) -> dict:
+    return {k: json.loads(v) if v[:1] in "0123456789[" or v in ("true", "false") else v
+            for k, v in (kv.split("=", 1) for kv in pairs)}
+
+
+def cmd_answerability(reg, args) -> int:
+    from assistant.pipeline import Assistant
+    from assistant.settings import get_settings
+    from training.answerability import DEV_SET, AnswerabilityConfig, run
+
+    cfg = AnswerabilityConfig.model_validate(_overrides(args.set))
+    settings = get_settings().model_copy(update={"answerability_model": "off", "audit_enabled": False,
+                                                 **({"store_dir": args.store} if args.store else {})})
+    dev = None if str(args.dev) == "none" else (args.dev or DEV_SET)
+    if dev and not Path(dev).exists():
+        raise FileNotFoundError(f"dev split {dev} not found (python scripts/split_eval.py writes it; --dev none to skip)")
+    if args.calibrate:
+        from assistant.evaluation import load_cases
+        from training.answerability import calibrate, split_dev
+
+        trained = AnswerabilityConfig.model_validate_json((reg.path(args.calibrate) / "config.json").read_text())
+        # never on the dev cases the version learned from
+        hold = split_dev(load_cases(dev), trained.dev_train_share, trained.seed)[1] if dev else None
+        # the version's own settings, with any --set on top (e.g. refusal_weight=3)
+        figures = calibrate(reg.path(args.calibrate), Assistant(settings), dev,
+                            trained.model_copy(update=_overrides(args.set)), hold)
+        reg.update(args.calibrate, metrics={**(reg.metadata(args.calibrate).get("metrics") or {}), **figures})
+        reg.audit("calibrate", args.calibrate, reason=f"decision refitted on {dev}")
+        print(f"recalibrated {args.calibrate}: {json.dumps(figures)}")
+        return 0
+    version = run(cfg, reg, Assistant(settings), dev)
+    print(f"new answerability model {version} in {reg.dir}: {json.dumps(reg.metadata(version)['metrics'])}")
+    if not args.no_promote:
+        reg.promote(version, reason="trained by python -m training answerability")
+        print(f"promoted: the assistant decides with it from its next start (ASSISTANT_ANSWERABILITY_MODEL={version} "
+              "to pin it)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from training.config import load_config
     from training.data import DataError
@@ -161,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--version", required=True)
         s.add_argument("--force", action="store_true", help="redo even if done")
     for name, what in (("models", "private model"), ("embedders", "embedding model (domain-tuned retriever)"),
-                       ("rerankers", "reranker (cross-encoder)")):
+                       ("rerankers", "reranker (cross-encoder)"), ("answerability-models", "answerability model")):
         m = sub.add_parser(name, help=f"the registry of {what} versions")
         m.add_argument("action", choices=["list", "show", "promote", "delete", "audit"])
         m.add_argument("version", nargs="?")
@@ -182,6 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     rr.add_argument("--pairs", help="extra JSONL of {question, passage}")
     rr.add_argument("--insuranceqa", help="opt-in: the InsuranceQA folder (research use only)")
     rr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. max_steps=50, negatives=3")
+    an = sub.add_parser("answerability", help="train the answer-or-refuse model on questions made from the store's "
+                                               "documents, calibrate it on the dev split, register and promote it")
+    an.add_argument("--store", type=Path, help="store folder whose documents it learns (default: ASSISTANT_STORE_DIR)")
+    an.add_argument("--dev", type=Path, help="dev split that calibrates the threshold (default: "
+                                             "data/eval/customer_voice.dev.jsonl; 'none' = uncalibrated)")
+    an.add_argument("--no-promote", action="store_true")
+    an.add_argument("--calibrate", metavar="VERSION", help="only refit an existing version's decision on --dev")
+    an.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. epochs=1, layers=3")
     fe = sub.add_parser("fast-encoder", help="a faster embedding model: the teacher in int8 ONNX, or a shallower student")
     fe.add_argument("--teacher", help="model folder or embedders version (default: the packaged all-MiniLM-L6-v2)")
     fe.add_argument("--kb", action="append", help="knowledge-base folder for texts (default: data/sample_kb)")
@@ -195,12 +253,14 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     kind = ("embedders" if args.command in ("embedders", "retriever", "fast-encoder")
-            else "rerankers" if args.command in ("rerankers", "reranker") else "models")
+            else "rerankers" if args.command in ("rerankers", "reranker")
+            else "answerability-models" if args.command in ("answerability-models", "answerability") else "models")
     reg = registry_for(kind, args.models_dir)
     try:
+        if args.command == "answerability":
+            return cmd_answerability(reg, args)
         if args.command in ("retriever", "fast-encoder", "reranker"):
-            overrides = {k: json.loads(v) if v[:1] in "0123456789[" or v in ("true", "false") else v
-                         for k, v in (kv.split("=", 1) for kv in args.set)}
+            overrides = _overrides(args.set)
             common = {**({"kb": args.kb} if args.kb else {}), "insuranceqa": args.insuranceqa, **overrides}
             if args.command == "reranker":
                 from training.reranker import RerankerConfig, run as train_reranker
@@ -229,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"new embedding model {version} in {reg.dir}: {json.dumps(reg.metadata(version)['metrics'])}\n"
                   f"switch the store to it: python -m ingest --switch-embedding {reg.path(version) / 'model'}")
             return 0
-        if args.command in ("models", "embedders", "rerankers"):
+        if args.command in ("models", "embedders", "rerankers", "answerability-models"):
             if args.action not in ("list", "audit") and not args.version:
                 p.error(f"{args.command} {args.action} needs a VERSION")
             return cmd_models(reg, args)

@@ -36,18 +36,20 @@ def file_hash(path: Path) -> str | None:
 
 
 def registry_for(kind: str, folder: Path | str | None = None) -> "Registry":
-    """The registry of one kind of model (models | embedders | rerankers), in its settings folder unless given one."""
+    """The registry of one kind of model (models | embedders | rerankers | answerability-models), in its settings
+    folder unless given one."""
     from assistant.settings import get_settings
 
     s = get_settings()
-    dirs = {"models": s.models_dir, "embedders": s.embedders_dir, "rerankers": s.rerankers_dir}
+    dirs = {"models": s.models_dir, "embedders": s.embedders_dir, "rerankers": s.rerankers_dir,
+            "answerability-models": s.answerability_dir}
     return Registry(folder or dirs[kind], kind)
 
 
 class Registry:
     def __init__(self, models_dir: Path | str, kind: str = "models"):
         self.dir = Path(models_dir)
-        self.kind = kind  # models | embedders | rerankers: the CLI command that lists this registry
+        self.kind = kind  # models | embedders | rerankers | answerability-models: the CLI command that lists it
 
     # --- versions ------------------------------------------------------------------------------------------------
     def create(self, cfg: TrainConfig, version: str | None = None) -> Path:

@@ -62,3 +62,52 @@ def evaluate(assistant, cases: list[dict], backend: str, verbose: bool = False, 
     result["latency_p50_ms"] = float(np.percentile(latencies, 50)) if latencies else None
     result["latency_p95_ms"] = float(np.percentile(latencies, 95)) if latencies else None
     return result
+
+
+def breakdown(assistant, cases: list[dict], backend: str) -> dict:
+    """A customer-voice set's figures: by category (public answered with a correct citation, internal refused for
+    customers and answered for staff, not-answerable refused), by voice, by phenomenon, paraphrase consistency
+    (groups decided the same way in all their phrasings) and latency. Scored by the harness."""
+    from assistant.evaluation.harness import run
+
+    customer = dict(zip((c["id"] for c in cases), run(assistant, cases, [backend], "customer", progress=False)))
+    internal = [c for c in cases if c.get("category") == "internal"]
+    staff = dict(zip((c["id"] for c in internal), run(assistant, internal, [backend], "staff", progress=False)))
+
+    def share(values) -> dict:
+        values = list(values)
+        return {"rate": float(np.mean(values)) if values else None, "n": len(values)}
+
+    public = [c for c in cases if c.get("category") == "public"]
+    unanswerable = [c for c in cases if c["must_refuse"]]
+    answered_ok = {c["id"]: bool(customer[c["id"]].citation_accuracy) for c in public}
+    out: dict = {
+        "public_answered_cited": share(answered_ok.values()),
+        "public_answer_f1": float(np.mean([customer[c["id"]].answer_f1 or 0.0 for c in public])) if public else None,
+        "internal_refused_for_customers": share(customer[c["id"]].refused for c in internal),
+        "internal_answered_for_staff": share(bool(staff[c["id"]].citation_accuracy) for c in internal),
+        "internal_f1_for_staff": float(np.mean([staff[c["id"]].answer_f1 or 0.0 for c in internal])) if internal else None,
+        "unanswerable_refused": share(customer[c["id"]].refused for c in unanswerable),
+    }
+    for cat in ("unanswerable_near", "unanswerable_off"):
+        out[f"{cat}_refused"] = share(customer[c["id"]].refused for c in cases if c.get("category") == cat)
+    refusals = [customer[c["id"]] for c in cases if customer[c["id"]].refused]
+    out["refusal_precision"] = (sum(bool(r.expected_refusal) for r in refusals) / len(refusals)) if refusals else None
+    out["by_voice"] = {v: share(answered_ok[c["id"]] for c in public if c.get("voice") == v)
+                       for v in sorted({c.get("voice") for c in public})}
+    out["by_phenomenon"] = {ph: share(answered_ok[c["id"]] for c in public if ph in (c.get("phenomena") or []))
+                            for ph in sorted({p for c in public for p in (c.get("phenomena") or [])})}
+    groups: dict[str, list[bool]] = {}
+    for c in cases:
+        if c.get("group"):
+            groups.setdefault(c["group"], []).append(customer[c["id"]].refused)
+    out["paraphrase_consistency"] = share(len(set(v)) == 1 for v in groups.values())
+    latencies = [r.latency_ms for r in customer.values()]
+    out["latency_p50_ms"] = float(np.percentile(latencies, 50)) if latencies else None
+    out["latency_p95_ms"] = float(np.percentile(latencies, 95)) if latencies else None
+    out["misses"] = [{"id": c["id"], "question": c["question"], "answer": customer[c["id"]].answer[:160],
+                      "refused": customer[c["id"]].refused, "reason": customer[c["id"]].refusal_reason}
+                     for c in public if not answered_ok[c["id"]]]
+    out["wrongly_answered"] = [{"id": c["id"], "question": c["question"], "answer": customer[c["id"]].answer[:160]}
+                               for c in unanswerable if not customer[c["id"]].refused]
+    return out

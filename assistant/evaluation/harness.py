@@ -51,6 +51,7 @@ class Record:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     left_company: bool = False
+    answerability: float | None = None  # the answerability model's probability (reliability plot)
 
     def metric(self, name: str):
         return getattr(self, name.replace("@", "_"), None) if name.startswith("retrieval") else getattr(self, name)
@@ -120,7 +121,8 @@ def _answer_and_score(assistant, case: dict, backend: str, role: str, gen, retri
     r = Record(id=case["id"], backend=backend, role=role, question=case["question"], reference=case.get("reference") or "",
                expected_refusal=expected, answer=ans.answer, refused=ans.refused, refusal_reason=ans.refusal_reason,
                handoff=ans.handoff, latency_ms=latency, prompt_tokens=usage.get("prompt_tokens", 0),
-               completion_tokens=usage.get("completion_tokens", 0), left_company=bool(getattr(gen, "leaves_company", False)))
+               completion_tokens=usage.get("completion_tokens", 0), left_company=bool(getattr(gen, "leaves_company", False)),
+               answerability=ans.answerability)
     r.cost_usd = cost(assistant.settings, backend, r.prompt_tokens, r.completion_tokens, latency)
     if expected is not None:
         r.refusal_correct = float(ans.refused == expected)

@@ -66,7 +66,7 @@ def faithfulness(answer: str, cited_texts: list[str]) -> float | None:
     said = sentences(answer)
     if not said:
         return None
-    from assistant.generators.extractive import unwrap  # PDF lines wrap mid-sentence
+    from assistant.answerability import unwrap  # PDF lines wrap mid-sentence
 
     sources = [words(s) for t in cited_texts for s in _SENTENCE.split(unwrap(t)) if s.strip()]
     supported = 0

@@ -108,4 +108,46 @@ def _charts(out: Path, records: list[Record], summary: dict) -> list[Path]:
     latency_png = out / "latency.png"
     fig.savefig(latency_png, dpi=110)
     plt.close(fig)
-    return [metrics_png, latency_png]
+    charts = [metrics_png, latency_png]
+    scored = [r for r in records if r.answerability is not None and r.expected_refusal is not None]
+    if scored:
+        charts.append(reliability_chart(out / "reliability.png", scored))
+    return charts
+
+
+def reliability_bins(records: list[Record], bins: int = 10) -> list[dict]:
+    """Per bin of the answerability model's probability: its mean, the share of questions that should have been
+    answered, and the count (a calibrated model's points lie on the diagonal)."""
+    p = np.array([r.answerability for r in records])
+    y = np.array([0.0 if r.expected_refusal else 1.0 for r in records])
+    out = []
+    for i in range(bins):
+        m = (p >= i / bins) & ((p < (i + 1) / bins) if i < bins - 1 else (p <= 1.0))
+        if m.any():
+            out.append({"predicted": float(p[m].mean()), "observed": float(y[m].mean()), "n": int(m.sum())})
+    return out
+
+
+def reliability_chart(path: Path, records: list[Record]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    for backend in dict.fromkeys(r.backend for r in records):
+        pts = reliability_bins([r for r in records if r.backend == backend])
+        ax.plot([b["predicted"] for b in pts], [b["observed"] for b in pts], "o-", label=backend)
+        for b in pts:
+            ax.annotate(str(b["n"]), (b["predicted"], b["observed"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    ax.set_xlabel("answerability model's probability (bin mean)")
+    ax.set_ylabel("share of questions that should be answered")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Reliability of the answer/refuse decision")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

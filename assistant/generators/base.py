@@ -19,6 +19,7 @@ class GenerationRequest:
     hits: list[Hit]  # the numbered context: hits[0] is [1]
     messages: list[dict]  # the grounded prompt (system rules + context + question) for model backends
     history: list[tuple[str, str]] = field(default_factory=list)
+    decision: object | None = None  # the answerability model's Decision (scored sentences), when one is configured
 
 
 @dataclass

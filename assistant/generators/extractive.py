@@ -1,9 +1,11 @@
-"""The offline default: the answer is the best-supported sentences of the retrieved chunks, quoted and cited.
+"""The offline default: the answer is the sentences of the retrieved chunks that answer the question, quoted and cited.
 
 No model generates text, so nothing can be invented; the risk is answering a question the context does not
-really address. Two checks guard that: the quoted sentences must be similar to the question (embedding cosine),
-and together with their passages they must contain most of the question's key terms (IDF-weighted coverage —
-"pet insurance" is not answered by a passage about home insurance just because both say "insurance").
+really address. With an answerability model (assistant/answerability.py, the default once trained) the pipeline has
+already decided that the context answers, and this backend quotes the sentences the model scores highest. Without
+one, two lexical checks decide: the quoted sentences must be similar to the question (embedding cosine), and with
+their passages they must contain most of the question's key terms (IDF-weighted coverage).
+In both cases a figure the question names must be stated in what is quoted or its passages.
 """
 
 from __future__ import annotations
@@ -13,38 +15,19 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from assistant.answerability import split_sentences, term_support
 from assistant.generators.base import GenerationRequest, Usage
 from assistant.store import analyze
+from assistant.vocabulary import expand
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
-_BLOCK_START = re.compile(r"^\s*([-*•#|]|\d+(\.\d+)*[.)]?\s|[A-Z][\w ]{0,40}:\s|Section \d)")
-_LABEL = re.compile(r"^(Q|A):\s*")
-# Words that shape a question but carry no subject: not required to appear in the answer.
-_QUESTION_WORDS = set("how mani much long soon often can could do doe keep get need must should would will tell "
-                      "know want pleas ok okay there ani what which who when where whi".split())
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 REFUSAL_PREFIX = "I'm sorry, I can't find the answer to that in our documents."
 
 
-def unwrap(text: str) -> str:
-    """Re-join lines that a PDF or a text file wrapped mid-sentence; keep list items, headings, table rows."""
-    lines = text.split("\n")
-    out: list[str] = []
-    for line in lines:
-        if out and out[-1] and line.strip() and not _BLOCK_START.match(line) and out[-1][-1] not in ".!?:|":
-            out[-1] = f"{out[-1]} {line.strip()}"
-        else:
-            out.append(line.strip())
-    return "\n".join(out)
-
-
-def split_sentences(text: str) -> list[str]:
-    out = []
-    for s in _SENTENCE.split(unwrap(text)):
-        s = _LABEL.sub("", s.replace("**", "").strip(" -•*|\t"))
-        if len(s) >= 25 and len(s.split()) >= 4 and not s.startswith("#"):
-            out.append(s)
-    return out
+def figures_stated(request: GenerationRequest, picked: list[tuple[int, str]]) -> bool:
+    """A question naming a figure ("above EUR 25,000") is not answered by passages that never state it."""
+    quoted = " ".join(t for _, t in picked) + " " + " ".join(h.chunk.text for h in request.hits[:2])
+    return all(num in quoted for num in _NUMBER.findall(request.question))
 
 
 class ExtractiveGenerator:
@@ -64,19 +47,7 @@ class ExtractiveGenerator:
         return None
 
     def support(self, question: str, texts: list[str]) -> float:
-        """IDF-weighted share of the question's terms found in `texts`."""
-        bm25 = self.store.bm25()
-        q_terms = set(analyze([question])[0]) - _QUESTION_WORDS
-        if not q_terms:
-            return 0.0
-        found = set(t for toks in analyze(texts) for t in toks)
-        # The stemmer leaves some families apart ("burgled" → burgl, "burglary" → burglari): a shared 5-letter
-        # prefix counts as the same word.
-        prefixes = {t[:5] for t in found if len(t) >= 5}
-        weights = {t: bm25.idf(t) for t in q_terms}
-        total = sum(weights.values())
-        hit = lambda t: t in found or (len(t) >= 5 and t[:5] in prefixes)  # noqa: E731
-        return sum(w for t, w in weights.items() if hit(t)) / total if total else 0.0
+        return term_support(question, texts, self.store.bm25())
 
     def select(self, request: GenerationRequest) -> tuple[list[tuple[int, str]], float, float]:
         """[(context number, sentence)], best sentence similarity, support."""
@@ -110,7 +81,7 @@ class ExtractiveGenerator:
             # Keep sentences nearly as good as the best one, from the same or an adjacent passage.
             if cand[0] >= best[0] - 0.12 and cand[3] >= 0.35:
                 chosen.append(cand)
-        support = self.support(request.question, [s for _, _, s, _ in chosen] + [request.hits[best[1] - 1].chunk.text])
+        support = self.support(expand(request.question), [s for _, _, s, _ in chosen] + [request.hits[best[1] - 1].chunk.text])
         # Reading order: by passage number, then as they appear.
         order = {(n, s): i for i, (n, s, _) in enumerate(candidates)}
         picked: list[tuple[int, str]] = []
@@ -129,13 +100,30 @@ class ExtractiveGenerator:
         s = self.settings
         if not picked or support < s.extractive_min_support or best_sim + support < s.extractive_min_confidence:
             return False
-        # A question naming a figure ("above EUR 25,000") is not answered by passages that never state it.
-        quoted = " ".join(t for _, t in picked) + " " + " ".join(h.chunk.text for h in request.hits[:2])
-        return all(num in quoted for num in _NUMBER.findall(request.question))
+        return figures_stated(request, picked)
+
+    def quote(self, request: GenerationRequest) -> list[tuple[int, str]]:
+        """With the answerability model's decision: the best sentence by the pre-ranking score (similarity to the
+        question of the sentence with its heading, shared rare terms, the passage's similarity) plus the
+        cross-encoder's probability, then those within `extractive_evidence_margin` of it, in reading order."""
+        s = self.settings
+        scored = sorted(request.decision.evidence,
+                        key=lambda e: -(e.prior + s.extractive_choice_logit_weight * (e.probability or 0.0)))
+        if not scored:
+            return []
+        top = scored[0].prior + s.extractive_choice_logit_weight * (scored[0].probability or 0.0)
+        chosen = [e for e in scored
+                  if e.prior + s.extractive_choice_logit_weight * (e.probability or 0.0) >= top - s.extractive_evidence_margin]
+        return [(e.n, e.sentence) for e in sorted(chosen[: s.extractive_max_sentences], key=lambda e: e.order)]
 
     def stream(self, request: GenerationRequest, usage: Usage | None = None) -> Iterator[str]:
-        picked, best_sim, support = self.select(request)
-        if not self.answerable(request, picked, best_sim, support):
+        if request.decision is not None:  # the pipeline's answerability model already decided it is answerable
+            picked = self.quote(request)
+            ok = bool(picked)
+        else:
+            picked, best_sim, support = self.select(request)
+            ok = self.answerable(request, picked, best_sim, support)
+        if not ok:
             yield f"{REFUSAL_PREFIX} Please contact us: {self.settings.contact_fallback}."
             return
         for i, (n, sentence) in enumerate(picked):

@@ -14,7 +14,7 @@ from assistant.guards.injection import InjectionDetector
 from assistant.guards.output import OutputGuard
 from assistant.guards.pii import PATTERNS, Redaction, redact
 from assistant.guards.topic import TopicDetector
-from assistant.generators.extractive import unwrap
+from assistant.answerability import unwrap
 from assistant.prompt import COMPACT_RULES, COMPANY, RULES
 from assistant.schema import Citation
 

@@ -187,7 +187,7 @@ class OutputGuard:
         if lexical < g["lexical_floor"]:
             return False, f"lexical {lexical:.2f}"
         # Paraphrase: embed the sentence and the passages' sentences (only here: embedding is the slow part).
-        from assistant.generators.extractive import split_sentences
+        from assistant.answerability import split_sentences
 
         # The passages' sentences sharing most words with this one: embedding them all would cost ~10 ms each.
         candidates = [s for h in sources for s in split_sentences(h.chunk.text)] or [source_text[:1000]]

@@ -1,0 +1,278 @@
+"""Does the retrieved context answer the question, and which of its sentences do? A learned, calibrated decision.
+
+A cross-encoder (`python -m training answerability`) reads the question with one candidate sentence of a retrieved
+passage (prefixed by its document and heading) and scores whether that sentence answers it. Its best score and a few
+retrieval signals (the best sentence's and passage's similarity, how many of the question's rare terms the context
+holds) are combined by a logistic regression fitted on the evaluation set's dev split, which is also where the
+threshold is chosen: one calibrated probability that the context answers. The extractive backend quotes the
+sentences the cross-encoder scores highest. This replaces hand-set cosine and word-overlap thresholds, which
+rewarded sentences that share the question's words rather than the ones that answer it.
+
+Only the sentences the embedding model pre-ranks highest are scored (`answerability_candidates`): one forward pass
+each, the slow part on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from assistant.schema import Hit
+
+
+class AnswerabilityError(ValueError):
+    pass
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
+_BLOCK_START = re.compile(r"^\s*([-*•#|]|\d+(\.\d+)*[.)]?\s|[A-Z][\w ]{0,40}:\s|Section \d)")
+_LABEL = re.compile(r"^(Q|A):\s*")
+
+
+def unwrap(text: str) -> str:
+    """Re-join lines that a PDF or a text file wrapped mid-sentence; keep list items, headings, table rows."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        if out and out[-1] and line.strip() and not _BLOCK_START.match(line) and out[-1][-1] not in ".!?:|":
+            out[-1] = f"{out[-1]} {line.strip()}"
+        else:
+            out.append(line.strip())
+    return "\n".join(out)
+
+
+def split_sentences(text: str) -> list[str]:
+    out = []
+    for s in _SENTENCE.split(unwrap(text)):
+        s = _LABEL.sub("", s.replace("**", "").strip(" -•*|\t"))
+        if len(s) >= 25 and len(s.split()) >= 4 and not s.startswith("#"):
+            out.append(s)
+    return out
+
+
+def passage_parts(chunk) -> tuple[str, str]:
+    """(header, body): a chunk's first line is "Title › Heading" when the chunker put one there."""
+    lines = chunk.text.split("\n")
+    if len(lines) > 1 and chunk.title and lines[0].startswith(chunk.title):
+        return lines[0], "\n".join(lines[1:])
+    return chunk.title or chunk.source, chunk.text
+
+
+def evidence_text(header: str, sentence: str) -> str:
+    """What the model reads beside the question: the sentence with where it stands ("which product?")."""
+    return f"{header}: {sentence}"
+
+
+@dataclass
+class Evidence:
+    n: int  # the passage's number in the context ([n])
+    sentence: str
+    order: int  # position among all candidate sentences (reading order)
+    prior: float  # the pre-ranking score
+    similarity: float = 0.0  # embedding cosine to the question
+    lexical: float = 0.0  # IDF-weighted share of the question's terms in the sentence
+    logit: float | None = None  # the cross-encoder's score
+    probability: float | None = None  # sigmoid(logit): how well this sentence answers, for choosing quotes
+
+
+def candidates(hits: list[Hit]) -> list[Evidence]:
+    """Every quotable sentence of the context, in reading order. A question sentence (an FAQ's "Q:") answers
+    nothing itself and is left out."""
+    out = []
+    for n, hit in enumerate(hits, start=1):
+        header, body = passage_parts(hit.chunk)
+        for s in split_sentences(body):
+            if not s.rstrip().endswith("?"):
+                out.append(Evidence(n, s, len(out), hit.similarity))
+    return out
+
+
+def prerank(question: str, hits: list[Hit], embedder, bm25, limit: int) -> list[Evidence]:
+    """The `limit` candidate sentences most likely to answer: embedding similarity to the question (sentences are
+    cached vectors), IDF-weighted shared terms and the passage's own similarity."""
+    from assistant.store import analyze
+    from assistant.vocabulary import expand
+
+    evidence = candidates(hits)
+    if not evidence:
+        return []
+    q = expand(question)
+    q_terms = set(analyze([q])[0])
+    weights = {t: bm25.idf(t) for t in q_terms}
+    total = sum(weights.values()) or 1.0
+    lexical = [sum(weights[t] for t in q_terms & set(toks)) / total for toks in analyze([e.sentence for e in evidence])]
+    # the sentence with its document and heading: "the deductible is EUR 100" differs between travel and health
+    headers = {n: passage_parts(h.chunk)[0] for n, h in enumerate(hits, start=1)}
+    sims = embedder.embed_cached([evidence_text(headers[e.n], e.sentence) for e in evidence], batch_size=32) @ embedder.embed_one(q)
+    for e, lex, sim in zip(evidence, lexical, sims):
+        e.similarity, e.lexical = float(sim), lex
+        e.prior = 0.6 * float(sim) + 0.25 * lex + 0.15 * e.prior
+    return sorted(evidence, key=lambda e: -e.prior)[:limit]
+
+
+def term_support(question: str, texts: list[str], bm25) -> float:
+    """IDF-weighted share of the question's terms found in `texts` (a shared 5-letter prefix counts: the stemmer
+    leaves "burgled" and "burglary" apart)."""
+    from assistant.store import analyze
+
+    q_terms = set(analyze([question])[0]) - _QUESTION_WORDS
+    if not q_terms:
+        return 0.0
+    found = {t for toks in analyze(texts) for t in toks}
+    prefixes = {t[:5] for t in found if len(t) >= 5}
+    weights = {t: bm25.idf(t) for t in q_terms}
+    total = sum(weights.values())
+    hit = lambda t: t in found or (len(t) >= 5 and t[:5] in prefixes)  # noqa: E731
+    return sum(w for t, w in weights.items() if hit(t)) / total if total else 0.0
+
+
+# Words that shape a question but carry no subject (stemmed): not required to appear in the answer.
+_QUESTION_WORDS = set("how mani much long soon often can could do doe keep get need must should would will tell "
+                      "know want pleas ok okay there ani what which who when where whi".split())
+FEATURES = ("best_logit", "second_logit", "best_similarity", "best_lexical", "passage_similarity", "support",
+            "missing_figures", "type_mismatch", "internal_gap")
+_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+# What kind of fact a question asks for, and how a sentence that states one looks.
+ANSWER_TYPES = (
+    (re.compile(r"\b(how much|cost|costs|price|premium for|pay out|payout|limit|maximum|minimum|fee)\b", re.I),
+     re.compile(r"(EUR|€|\$|£)\s?\d|\d\s?%|\bno (fee|charge|limit)\b|\bfree\b|\bunlimited\b", re.I)),
+    (re.compile(r"\b(how long|how soon|how many (days|weeks|months|years|hours)|deadline|time limit|how quickly)\b", re.I),
+     re.compile(r"\b\d+\s*(day|days|hour|hours|week|weeks|month|months|year|years)\b|\bimmediately\b|\bas soon as\b", re.I)),
+    (re.compile(r"\b(phone number|number (to|do i|should i) call|what number|hotline|e-?mail address)\b", re.I),
+     re.compile(r"\b0800\b|\+\d{2}|@|\b\d{3,4} \d{3,4}\b")),
+)
+
+
+def features(question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap: float = 0.0) -> dict[str, float]:
+    """What the calibrated decision reads; `evidence` scored by the cross-encoder; `gap` from internal_gap()."""
+    logits = sorted((e.logit for e in evidence if e.logit is not None), reverse=True) or [-10.0]
+    return {"best_logit": logits[0], "second_logit": logits[1] if len(logits) > 1 else logits[0],
+            "best_similarity": max((e.similarity for e in evidence), default=0.0),
+            "best_lexical": max((e.lexical for e in evidence), default=0.0),
+            "passage_similarity": max((h.similarity for h in hits), default=0.0),
+            "support": term_support(question, [h.chunk.text for h in hits[:3]], bm25),
+            # a figure the question names ("above EUR 25,000") that no passage states; in a story, often a detail
+            "missing_figures": missing_figures(question, hits[:3]),
+            "type_mismatch": type_mismatch(question, [e.sentence for e in evidence[:3]]),
+            "internal_gap": gap}
+
+
+def internal_gap(store, embedder, question: str, hits: list[Hit], role: str) -> float:
+    """For a customer: how much better the best internal passage matches the question than the best public one.
+    A question about staff procedures ("who signs off a claim above EUR 25,000?") finds public passages that share
+    its words but an internal one that answers it; the customer is refused, and nothing internal is shown."""
+    if role != "customer":
+        return 0.0
+    from assistant.vocabulary import expand
+
+    best_internal = store.dense_search(embedder.embed_one(expand(question)), 1, ("internal",))
+    if not best_internal:
+        return 0.0
+    return max(0.0, best_internal[0][1] - max((h.similarity for h in hits), default=0.0))
+
+
+def type_mismatch(question: str, sentences: list[str]) -> float:
+    """1 when the question asks for an amount, a period or a phone number and none of the best sentences states one
+    ("how much does the add-on cost?" against a sentence that names the add-on but no price)."""
+    for asks, states in ANSWER_TYPES:
+        if asks.search(question) and not any(states.search(s) for s in sentences):
+            return 1.0
+    return 0.0
+
+
+def missing_figures(question: str, hits: list[Hit]) -> float:
+    numbers = _NUMBER.findall(question)
+    context = " ".join(h.chunk.text for h in hits)
+    return sum(n not in context for n in numbers) / len(numbers) if numbers else 0.0
+
+
+@dataclass
+class Decision:
+    probability: float  # calibrated P(the context answers the question)
+    answerable: bool
+    evidence: list[Evidence]  # the scored sentences, best first
+
+
+class AnswerabilityModel:
+    """A version folder: model/ (Hugging Face sequence classification, one logit) and calibration.json
+    ({"weights": {feature: w}, "bias", "threshold"}: probability = sigmoid(bias + sum w * feature), answerable when
+    >= threshold). Uncalibrated: the best logit alone, threshold 0.5."""
+
+    def __init__(self, folder: str | Path):
+        from sentence_transformers.cross_encoder import CrossEncoder
+
+        folder = Path(folder)
+        self.folder = folder
+        self.version = folder.name
+        self._model = CrossEncoder(str(folder / "model"), device="cpu")
+        cal = folder / "calibration.json"
+        self.calibration = (json.loads(cal.read_text()) if cal.exists()
+                            else {"weights": {"best_logit": 1.0}, "bias": 0.0, "threshold": 0.5})
+        self._lock = threading.Lock()  # one scoring at a time: two torch calls only fight over the cores
+
+    def logits(self, question: str, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        with self._lock:
+            import torch
+
+            return np.asarray(self._model.predict([(question, t) for t in texts], batch_size=32,
+                                                  show_progress_bar=False, activation_fn=torch.nn.Identity(),
+                                                  convert_to_numpy=True), dtype=np.float32).reshape(-1)
+
+    def probability(self, feats: dict[str, float]) -> float:
+        z = self.calibration["bias"] + sum(w * feats.get(k, 0.0) for k, w in self.calibration["weights"].items())
+        return _sigmoid(z)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.calibration["threshold"])
+
+    def score(self, question: str, hits: list[Hit], evidence: list[Evidence]) -> None:
+        """Fills each pre-ranked sentence's logit and probability."""
+        headers = {n: passage_parts(h.chunk)[0] for n, h in enumerate(hits, start=1)}
+        for e, z in zip(evidence, self.logits(question, [evidence_text(headers[e.n], e.sentence) for e in evidence])):
+            e.logit, e.probability = float(z), _sigmoid(float(z))
+
+    def decide(self, question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap: float = 0.0) -> Decision:
+        """Scores the pre-ranked sentences; the calibrated combination of the signals decides."""
+        self.score(question, hits, evidence)
+        p = self.probability(features(question, hits, evidence, bm25, gap))
+        return Decision(p, p >= self.threshold, sorted(evidence, key=lambda e: -(e.logit or -1e9)))
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def resolve(name: str | None, folder: Path) -> Path | None:
+    """The version folder to serve: `name` (a folder or a version), else the registry's promoted version, else
+    None (no model: the extractive backend's lexical rules decide). "off" turns the model off."""
+    if name == "off":
+        return None
+    if name:
+        path = Path(name) if Path(name).exists() else Path(folder) / name
+        if not (path / "model" / "config.json").exists():
+            raise AnswerabilityError(f"answerability model {name!r} not found (neither a version folder nor a "
+                                     f"version in {folder}): see `python -m training answerability-models list`")
+        return path
+    promoted = Path(folder) / "PROMOTED"
+    if promoted.exists() and (Path(folder) / promoted.read_text().strip() / "model" / "config.json").exists():
+        return Path(folder) / promoted.read_text().strip()
+    return None
+
+
+@lru_cache(maxsize=2)
+def _load(path: str) -> AnswerabilityModel:
+    return AnswerabilityModel(path)
+
+
+def get_answerability(settings) -> AnswerabilityModel | None:
+    path = resolve(settings.answerability_model, Path(settings.answerability_dir))
+    return _load(str(path.resolve())) if path else None

@@ -1,0 +1,53 @@
+"""Split the customer-voice evaluation set once, by a fixed seed, into dev and test.
+
+    python scripts/split_eval.py [--seed 16]
+
+Stratified by category and source document; a paraphrase group (the same fact in three phrasings) stays in one
+split, so dev never holds a rewording of a test question. Thresholds, weights, prompts and models are tuned on
+dev only; the README reports test with dev beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL = ROOT / "data" / "eval"
+
+
+def split(cases: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
+    units: dict[str, list[dict]] = {}
+    for c in cases:
+        units.setdefault(c.get("group") or c["id"], []).append(c)
+    strata: dict[tuple, list[list[dict]]] = {}
+    for unit in units.values():
+        strata.setdefault((unit[0]["category"], unit[0]["source"] or ""), []).append(unit)
+    rng = random.Random(seed)
+    dev, test = [], []
+    for key in sorted(strata):
+        group = strata[key]
+        rng.shuffle(group)
+        for unit in group:  # to the split with fewer cases of this stratum so far; ties by the seed
+            n_dev = sum(c["category"] == key[0] and (c["source"] or "") == key[1] for c in dev)
+            n_test = sum(c["category"] == key[0] and (c["source"] or "") == key[1] for c in test)
+            (dev if n_dev < n_test or (n_dev == n_test and rng.random() < 0.5) else test).extend(unit)
+    order = {c["id"]: i for i, c in enumerate(cases)}
+    return sorted(dev, key=lambda c: order[c["id"]]), sorted(test, key=lambda c: order[c["id"]])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=int, default=16)
+    args = p.parse_args()
+    cases = [json.loads(ln) for ln in (EVAL / "customer_voice.jsonl").read_text().splitlines() if ln.strip()]
+    dev, test = split(cases, args.seed)
+    for name, part in (("dev", dev), ("test", test)):
+        (EVAL / f"customer_voice.{name}.jsonl").write_text("".join(json.dumps(c) + "\n" for c in part))
+        print(f"{name}: {len(part)} cases")
+
+
+if __name__ == "__main__":
+    main()

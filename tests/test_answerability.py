@@ -1,0 +1,87 @@
+"""The answerability model: trained from the store's documents, calibrated on dev, registered, served by the
+pipeline — and it decides about a document ingested after it was trained."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from tests.conftest import HELD_OUT, SAMPLE_KB, make_settings
+
+NEW_DOC_QUESTIONS = [
+    "my car wont start outside my house this morning, can roadside help me at home?",
+    "how far will you tow my car if it cant be fixed on the spot",
+    "I put petrol in my diesel car by mistake at the station, what do you do about it?",
+    "what number do I ring when my car breaks down?",
+]
+UNANSWERABLE = [
+    "what's a good recipe for lasagne without an oven",
+    "do you sell insurance for hot air balloons?",
+    "who won the tennis at wimbledon last year",
+    "what is the status of my claim from last week",
+]
+
+
+def test_version_is_registered_calibrated_and_loadable_by_transformers(answerability):
+    from transformers import AutoModelForSequenceClassification
+
+    _, registry, version = answerability
+    meta = registry.metadata(version)
+    assert meta["status"] == "ready" and registry.promoted() == version
+    m = meta["metrics"]
+    assert m["examples"] > 1000 and 0 < m["positives"] < m["examples"] and m["steps"] == 140
+    assert m["dev_cases_learned"] > 0 and m["dev_cases_calibrating"] > 0
+    cal = json.loads((registry.path(version) / "calibration.json").read_text())
+    assert 0 < cal["threshold"] < 1 and set(cal["weights"]) >= {"best_logit", "best_similarity"}
+    assert cal["fitted_on"].endswith("dev.jsonl") and sum(b["n"] for b in cal["reliability"]) == cal["dev_cases"]
+    model = AutoModelForSequenceClassification.from_pretrained(registry.path(version) / "model")
+    assert model.config.num_labels == 1
+
+
+def test_decides_about_a_document_ingested_after_training(answerability, embedder):
+    from assistant.pipeline import Assistant
+    from ingest.pipeline import Ingestor
+
+    settings, registry, version = answerability
+    served = Assistant(settings.model_copy(update={"answerability_model": None}), embedder=embedder)
+    assert served.answerability is not None and served.answerability.version == version
+    before = [served.decide(q, served.retriever.retrieve(q, threshold=-1.0)).probability for q in NEW_DOC_QUESTIONS]
+    assert Ingestor(served.store, settings, embedder, progress=False).ingest([SAMPLE_KB / "service" / HELD_OUT]).ok
+    after = [served.decide(q, served.retriever.retrieve(q, threshold=-1.0)).probability for q in NEW_DOC_QUESTIONS]
+    never = [served.decide(q, served.retriever.retrieve(q, threshold=-1.0)).probability for q in UNANSWERABLE]
+    assert np.mean(after) > np.mean(before) and np.mean(after) > np.mean(never) + 0.2, (before, after, never)
+    answers = [served.ask(q) for q in NEW_DOC_QUESTIONS]
+    cited = [a for a in answers if not a.refused and any(c.source == HELD_OUT for c in a.citations)]
+    assert len(cited) >= 3, [(a.answer, a.refusal_reason) for a in answers]
+    assert all(a.answerability is not None for a in answers)
+    refused = [served.ask(q) for q in UNANSWERABLE]
+    assert sum(a.refused for a in refused) >= 3, [(a.answer, a.answerability) for a in refused]
+
+
+def test_unknown_version_is_a_clear_error(tmp_path):
+    from assistant.answerability import AnswerabilityError, get_answerability
+
+    with pytest.raises(AnswerabilityError, match="answerability-models list"):
+        get_answerability(make_settings(tmp_path / "s", answerability_model="nope", answerability_dir=tmp_path))
+    assert get_answerability(make_settings(tmp_path / "s", answerability_dir=tmp_path)) is None  # nothing promoted
+
+
+def test_synthesized_examples_never_copy_an_evaluation_question(kb_assistant):
+    from assistant.evaluation import load_cases
+    from training.answerability import EVAL_SETS, _absent_swaps, synthesize
+
+    chunks = [c for c, _ in kb_assistant.store.fetch(kb_assistant.store.all_ids()).values()]
+    questions = [c["question"] for f in EVAL_SETS for c in load_cases(f)]
+    examples = synthesize(chunks, 0, 2, questions)
+    assert {e[2] for e in examples} == {0.0, 1.0}
+    asked = {" ".join(e[0].lower().split()) for e in examples}
+    assert not asked & {" ".join(q.lower().split()) for q in questions}
+    # a product swapped into a question to make a near-domain negative is one the knowledge base never names
+    kb_text = " ".join(c.text.lower() for c in chunks)
+    swaps = _absent_swaps(kb_text)
+    assert "business" not in swaps and "motorbike" in swaps  # "business days" is in the KB
+    assert not [s for s in swaps if re.search(rf"\b{re.escape(s)}", kb_text)]
+    assert any(e[2] == 0.0 and any(s in e[0].lower() for s in swaps) for e in examples)

@@ -1,0 +1,483 @@
+"""The answerability model: a cross-encoder that scores whether one sentence of a passage answers a question,
+trained on questions made from the knowledge base itself, calibrated on the evaluation set's dev split.
+
+    python -m training answerability [--store DIR] [--dev FILE] [--no-promote] [--set KEY=VALUE]
+
+Examples come from the store's chunks, so retraining after the documents change is this one command:
+- positives: for every sentence, questions in several voices — a keyword query of its rarest words, a templated
+  question whose form follows what the sentence states (an amount → "how much…", a period → "how long…", an
+  exclusion → "is … covered?"), the section's heading, an FAQ row's own question — each also rewritten as customers
+  write (lower case, typos, a story around it, customers' words for the documents' terms);
+- negatives: the same question against another sentence of the passage (same topic, other fact) and against the
+  most similar sentence of another document; the question with its product swapped for one the knowledge base
+  never mentions (a "motorbike" deductible is not answered by the car deductible); questions from outside
+  insurance; and the questions no document can answer (the customer's own claim or payment).
+No evaluation question is used (near copies of dev and test questions are dropped). The cross-encoder's best score
+and the retrieval signals are then combined into one probability by a logistic regression fitted on the dev split,
+and the threshold chosen there; reliability is in the version's calibration.json and the evaluation report.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from training.config import ROOT
+
+DEV_SET = ROOT / "data" / "eval" / "customer_voice.dev.jsonl"
+EVAL_SETS = [ROOT / "data" / "eval" / "customer_voice.dev.jsonl", ROOT / "data" / "eval" / "customer_voice.test.jsonl",
+             ROOT / "data" / "sample_kb" / "eval.jsonl"]
+
+
+class AnswerabilityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    preset: str = "answerability"
+    base: str | None = None  # None: the packaged MiniLM
+    layers: int = 6  # encoder layers kept (fewer: faster, weaker)
+    questions_per_sentence: int = 3
+    epochs: int = 2
+    batch_size: int = 32
+    lr: float = 5e-5
+    warmup_ratio: float = 0.1
+    max_length: int = 96
+    max_steps: int = -1
+    seed: int = 0
+    refusal_weight: float = 2.0  # threshold choice on dev: a wrong answer costs this many missed answers
+    calibration_c: float = 0.3  # inverse L2 strength of the decision's logistic regression (picked by 5-fold CV on dev)
+    dev_train_share: float = 0.5  # share of the dev split's cases (whole paraphrase groups) also learned from;
+    # the rest calibrates the decision, so the threshold is never fitted on a question the model was trained on
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
+_STOP = set("""a an the and or of to in on for with by from at as is are was were be been being it its this that these
+those your you our we us they them their there here if then than not no any all each every may must can will shall
+would should could do does did has have had per up into out over under within after before about also only such
+other more most less least what which who when where how why while during between both either one two three four
+five six seven eight nine ten first second new same own eur brightwater mutual insurance policy sheet product
+wording section""".split())
+_CURRENCY = re.compile(r"EUR|€|\$|£")
+_DURATION = re.compile(r"\b\d+\s*(day|days|hour|hours|week|weeks|month|months|year|years)\b", re.I)
+_PERCENT = re.compile(r"\d+\s*%")
+_PHONE = re.compile(r"\b0800\b|\+\d{2}\b|@")
+_NEGATIVE = re.compile(r"\b(not covered|exclude|excluded|we do not|we don't|never|is not|are not|no cover)\b", re.I)
+
+# Products, things and places a customer may name; a swapped-in one must be absent from the knowledge base.
+SWAPS = ["motorbike", "motorcycle", "boat", "yacht", "caravan", "campervan", "horse", "drone", "e-scooter",
+         "wedding", "landlord", "business", "farm", "tractor", "jet ski", "mobile home", "taxi", "lorry",
+         "gadget", "crypto wallet", "castle", "aircraft", "pony", "barge", "snowmobile"]
+PRODUCT_WORDS = ["car", "home", "travel", "health", "life", "renters", "contents", "buildings", "trip", "house"]
+OFF_TOPIC = [
+    "what is the capital of australia", "how do i bake sourdough bread", "who won the football world cup",
+    "write a python function to sort a list", "what's the weather like tomorrow", "tell me a joke",
+    "how many calories in a banana", "best way to learn the guitar", "recommend a good film for tonight",
+    "how do i fix a slow laptop", "what is the square root of 144", "translate good morning into spanish",
+    "how to grow tomatoes on a balcony", "is bitcoin a good investment", "what causes a rainbow",
+    "how do i change a bike chain", "what time is it in tokyo", "explain photosynthesis",
+    "who painted the mona lisa", "how long should i boil an egg", "what's a good name for a cat",
+    "plan me a workout routine", "how do i get rid of hiccups", "write a poem about autumn",
+    "what is machine learning", "which phone should i buy", "how far is the moon", "help with my maths homework",
+]
+ACCOUNT = [  # the documents cannot know these: only the customer's records do
+    "what is the status of my {x}", "has my {x} gone through yet", "did you receive my {x}",
+    "when exactly will my {x} be processed", "why was my {x} rejected", "how much is my {x} this year",
+]
+ACCOUNT_X = ["claim", "payment", "renewal", "cancellation request", "complaint", "address change", "refund"]
+STORIES = [
+    "hi, my {who} and i were {doing} last weekend and now i'm wondering.", "Hello. {who_c} asked me to check something.",
+    "so we just got back from {place} and {who} says i should ask you.", "Good morning, I hope you are well.",
+    "ok so this is a bit of a long story but {who} was {doing} when it happened.",
+]
+WHO = ["husband", "wife", "neighbour", "son", "daughter", "flatmate", "mum", "brother"]
+DOING = ["moving house", "on holiday", "driving to work", "painting the kitchen", "at a wedding", "shopping"]
+PLACES = ["spain", "the coast", "my parents' place", "a festival", "the city centre"]
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in _words(text) if w not in _STOP and len(w) > 2]
+
+
+def _typos(text: str, rng: random.Random, rate: float = 0.12) -> str:
+    out = []
+    for w in text.split(" "):
+        if len(w) > 3 and rng.random() < rate:
+            i = rng.randrange(1, len(w) - 1)
+            w = rng.choice([w[:i] + w[i + 1:], w[:i] + w[i + 1] + w[i] + w[i + 2:], w[:i] + w[i] + w[i:]])
+        out.append(w)
+    return " ".join(out)
+
+
+def _story(q: str, rng: random.Random) -> str:
+    who = rng.choice(WHO)
+    lead = rng.choice(STORIES).format(who=who, who_c=f"My {who}", doing=rng.choice(DOING), place=rng.choice(PLACES))
+    return f"{lead} {q}"
+
+
+OPENERS = ["", "", "hi, ", "hello, quick question: ", "i was wondering ", "Could you tell me ", "can you help, ",
+           "Dear Brightwater, ", "need to know "]
+CLOSERS = ["", "", " thanks", " thank you!", " cheers", " asap please"]
+
+
+def voices(q: str, rng: random.Random) -> list[str]:
+    """The same question as a customer might write it: the plain form plus two rewrites."""
+    from assistant.vocabulary import customer_words
+
+    informal = _typos(customer_words(q.lower().rstrip("?"), rng), rng) + rng.choice(["", "?", "??", " pls"])
+    story = _story(customer_words(q, rng, 0.3), rng)
+    polite = rng.choice(OPENERS) + customer_words(q, rng, 1.0) + rng.choice(CLOSERS)
+    return [q, *rng.sample([informal, story, polite], 2)]
+
+
+# A question asking for a kind of fact the sentence does not state ("how much…" of a sentence with no amount).
+ASKS = [(_CURRENCY, ["how much does {kw} cost?", "what is the price of {kw}?", "how much do you pay for {kw}?"]),
+        (_DURATION, ["how long does {kw} take?", "how many days for {kw}?", "by when do i need to {kw}?"]),
+        (_PHONE, ["what number do i call about {kw}?", "what's the phone number for {kw}?"]),
+        (_PERCENT, ["what percentage is {kw}?", "how big is the discount for {kw}?"])]
+
+
+def questions_for(sentence: str, header: str, idf: dict[str, float], rng: random.Random, n: int) -> list[str]:
+    """Templated questions that the sentence answers."""
+    words = list(dict.fromkeys(content_words(sentence)))
+    if not words:
+        return []
+    top = sorted(words, key=lambda w: -idf.get(w, 0.0))[: rng.choice([2, 3, 3, 4])]
+    kw = " ".join(w for w in words if w in top)  # reading order
+    topic = " ".join(content_words(header.split("›")[0])[:2])
+    forms = [kw, f"{topic} {kw}".strip()]
+    if _CURRENCY.search(sentence):
+        forms += [f"how much is the {kw}?", f"what is the {kw} amount for {topic}?"]
+    if _DURATION.search(sentence):
+        forms += [f"how long for {kw}?", f"how many days do i have for {kw}?", f"when do i need to {kw}?"]
+    if _PERCENT.search(sentence):
+        forms += [f"what percentage {kw}?"]
+    if _PHONE.search(sentence):
+        forms += [f"what number do i call for {kw}?", f"how do i contact you about {kw}?"]
+    if _NEGATIVE.search(sentence):
+        forms += [f"is {kw} covered?", f"what is not covered for {kw} on {topic}?", f"am i covered for {kw}?"]
+    forms += [f"what about {kw} on my {topic}?", f"does {topic} cover {kw}?", f"tell me about {kw}",
+              f"can i {kw}?", f"what happens with {kw}?"]
+    return rng.sample(forms, min(n, len(forms)))
+
+
+def _absent_swaps(corpus_text: str) -> list[str]:
+    low = corpus_text.lower()
+    return [s for s in SWAPS if not re.search(rf"\b{re.escape(s)}", low)]
+
+
+def _swap_product(q: str, swaps: list[str], rng: random.Random) -> str:
+    for p in PRODUCT_WORDS:
+        if re.search(rf"\b{p}\b", q, re.I):
+            return re.sub(rf"\b{p}\b", rng.choice(swaps), q, count=1, flags=re.I)
+    return f"for my {rng.choice(swaps)}, {q}"
+
+
+def _norm(text: str) -> set[str]:
+    return set(_words(text))
+
+
+def synthesize(chunks, seed: int = 0, per_sentence: int = 3, exclude: list[str] = ()) -> list[tuple[str, str, float]]:
+    """(question, evidence text, label) examples from the store's chunks."""
+    from assistant.answerability import candidates, evidence_text, passage_parts
+    from assistant.schema import Hit
+    from assistant.vocabulary import expand
+
+    rng = random.Random(seed)
+    units = []  # (doc_id, header, sentence, chunk index)
+    faq = []  # (question, [answer sentences], header, doc_id)
+    for i, c in enumerate(chunks):
+        header, body = passage_parts(c)
+        sents = [e.sentence for e in candidates([Hit(c, 0.0, 0.0)])]
+        for s in sents:
+            units.append((c.doc_id, header, s, i))
+        m = re.match(r"Q:\s*(.+\?)", body.strip())
+        if m and sents:
+            faq.append((m.group(1), sents[:2], header, c.doc_id))
+    docs_df: dict[str, int] = {}
+    for _, _, s, _ in units:
+        for w in set(content_words(s)):
+            docs_df[w] = docs_df.get(w, 0) + 1
+    idf = {w: float(np.log((1 + len(units)) / (1 + df))) for w, df in docs_df.items()}
+    swaps = _absent_swaps(" ".join(c.text for c in chunks))
+    banned = [_norm(q) for q in exclude]
+
+    def leaks(q: str) -> bool:
+        w = _norm(q)
+        return any(len(w & b) / max(len(w | b), 1) >= 0.6 for b in banned)
+
+    by_chunk: dict[int, list[int]] = {}
+    for j, u in enumerate(units):
+        by_chunk.setdefault(u[3], []).append(j)
+    unit_words = [set(content_words(u[2])) for u in units]
+    examples: list[tuple[str, str, float]] = []
+
+    def add(q: str, header: str, sentence: str, label: float) -> None:
+        if not leaks(q):
+            examples.append((expand(q), evidence_text(header, sentence), label))
+
+    def negatives(q: str, j: int) -> None:
+        doc, header, s, ci = units[j]
+        qw = set(content_words(q))
+        # same passage, another fact
+        others = [k for k in by_chunk[ci] if k != j and len(unit_words[k] & unit_words[j]) <= 1 + len(unit_words[j]) // 4]
+        if others:
+            k = rng.choice(others)
+            add(q, units[k][1], units[k][2], 0.0)
+        # the closest sentence of another document that is not the same fact
+        best = sorted((len(qw & unit_words[k]), rng.random(), k) for k in range(len(units))
+                      if units[k][0] != doc and len(unit_words[k] & unit_words[j]) < 0.5 * max(len(unit_words[j]), 1))
+        if best:
+            k = best[-1][2]
+            add(q, units[k][1], units[k][2], 0.0)
+        if swaps:
+            add(_swap_product(q, swaps, rng), header, s, 0.0)
+
+    for j, (doc, header, s, _) in enumerate(units):
+        for q0 in questions_for(s, header, idf, rng, per_sentence):
+            for q in voices(q0, rng)[:2]:
+                add(q, header, s, 1.0)
+                negatives(q, j)
+        kw = " ".join(sorted(content_words(s), key=lambda w: -idf.get(w, 0.0))[:2])
+        lacking = [forms for pattern, forms in ASKS if not pattern.search(s)]
+        if kw and lacking:
+            q = rng.choice(voices(rng.choice(rng.choice(lacking)).format(kw=kw), rng))
+            add(q, header, s, 0.0)
+    # A section's heading says what its sentences are about in other words than theirs — closer to how a customer
+    # asks than a question built from the sentence's own words.
+    for i, c in enumerate(chunks):
+        header = passage_parts(c)[0]
+        if "›" not in header or i not in by_chunk:
+            continue
+        heading = header.split("›")[-1].strip()
+        if heading.endswith("?") or len(heading.split()) > 8:
+            continue
+        topic = " ".join(content_words(header.split("›")[0])[:2])
+        forms = [f"{heading.lower()}?", f"what about {heading.lower()} on {topic}?", f"{topic} {heading.lower()}",
+                 f"i have a question about {heading.lower()}", f"how does {heading.lower()} work?"]
+        for q0 in rng.sample(forms, 2):
+            for q in voices(q0, rng)[:2]:
+                for j in by_chunk[i][:2]:
+                    add(q, header, units[j][2], 1.0)
+                negatives(q, by_chunk[i][0])
+    for q0, sents, header, doc in faq:
+        j = next(k for k, u in enumerate(units) if u[2] == sents[0] and u[0] == doc)
+        for q in voices(q0, rng):
+            for s in sents:
+                add(q, header, s, 1.0)
+            negatives(q, j)
+    if len(units) >= 2:
+        account = [t.format(x=x) for t in ACCOUNT for x in ACCOUNT_X]
+        for q0 in OFF_TOPIC + account:
+            for q in voices(q0, rng):
+                for k in rng.sample(range(len(units)), min(4, len(units))):
+                    add(q, units[k][1], units[k][2], 0.0)
+    rng.shuffle(examples)
+    return examples
+
+
+def split_dev(cases: list[dict], share: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(learned from, calibrates): whole paraphrase groups, shuffled by the seed within each category."""
+    units: dict[str, list[dict]] = {}
+    for c in cases:
+        units.setdefault(c.get("group") or c["id"], []).append(c)
+    rng = random.Random(seed)
+    learn, hold = [], []
+    for category in sorted({u[0].get("category") or "" for u in units.values()}):
+        group = [u for u in units.values() if (u[0].get("category") or "") == category]
+        rng.shuffle(group)
+        cut = round(len(group) * share)
+        for i, u in enumerate(group):
+            (learn if i < cut else hold).extend(u)
+    return learn, hold
+
+
+def dev_examples(cases: list[dict], chunks, seed: int = 0) -> list[tuple[str, str, float]]:
+    """Examples from evaluation cases written by people: the sentence of the reference's document (and page) that
+    shares most words with the reference is the positive; the sentences of other documents that share most words
+    with the question are negatives, and for a question nobody can answer — or an internal one asked by a
+    customer — the best-matching sentences a customer can see are negatives too."""
+    from assistant.answerability import candidates, evidence_text, passage_parts
+    from assistant.evaluation.metrics import accepted_sources, matches
+    from assistant.schema import Hit
+    from assistant.vocabulary import expand
+
+    rng = random.Random(seed)
+    units = [(c, passage_parts(c)[0], e.sentence) for c in chunks for e in candidates([Hit(c, 0.0, 0.0)])]
+    words = [set(content_words(u[1] + " " + u[2])) for u in units]
+    examples = []
+    for case in cases:
+        qw = set(content_words(case["question"]))
+        ranked = sorted(range(len(units)), key=lambda k: (-len(qw & words[k]), rng.random()))
+        variants = voices(case["question"], rng)[:2]
+        if case["must_refuse"] or case.get("category") == "internal":
+            public = [k for k in ranked if units[k][0].audience == "public"][:4]
+            examples += [(expand(q), evidence_text(units[k][1], units[k][2]), 0.0) for q in variants for k in public]
+        if case["must_refuse"]:
+            continue
+        accepted = accepted_sources(case)
+        own = [k for k in range(len(units)) if matches(units[k][0].source, units[k][0].page, accepted)]
+        if not own:
+            continue
+        rw = set(content_words(case["reference"]))
+        gold = max(own, key=lambda k: len(rw & words[k]) / (1 + len(words[k]) ** 0.5))
+        others = [k for k in ranked if k not in own][:3]
+        for q in variants:
+            examples.append((expand(q), evidence_text(units[gold][1], units[gold][2]), 1.0))
+            examples += [(expand(q), evidence_text(units[k][1], units[k][2]), 0.0) for k in others]
+    return examples
+
+
+def fit_calibration(rows: list[dict[str, float]], labels: np.ndarray, c: float = 0.3) -> tuple[dict[str, float], float]:
+    """Logistic regression over the decision's standardized features (scikit-learn, L2 — standardized so that the
+    penalty weighs every feature alike), returned as weights and a bias on the raw features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from assistant.answerability import FEATURES
+
+    if len(set(labels.tolist())) < 2:
+        return {"best_logit": 1.0}, 0.0
+    x = np.array([[r[f] for f in FEATURES] for r in rows])
+    scaler = StandardScaler().fit(x)
+    lr = LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x), labels.astype(int))
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    w = lr.coef_[0] / scale
+    return {f: float(v) for f, v in zip(FEATURES, w)}, float(lr.intercept_[0] - np.sum(w * scaler.mean_))
+
+
+def choose_threshold(probs: np.ndarray, labels: np.ndarray, refusal_weight: float) -> float:
+    """The threshold that minimises (missed answers + refusal_weight x wrong answers) on dev."""
+    grid = np.unique(np.concatenate([[0.5], probs]))
+    cost = [((probs < t) & (labels == 1)).sum() + refusal_weight * ((probs >= t) & (labels == 0)).sum() for t in grid]
+    best = int(np.argmin(cost))
+    # the middle of the interval of equally good thresholds, not its edge
+    ties = [g for g, c in zip(grid, cost) if c == cost[best]]
+    return float((ties[0] + ties[-1]) / 2) if len(ties) > 1 else float(grid[best])
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict]:
+    """Per probability bin: mean predicted probability, share actually answerable, count."""
+    out = []
+    for lo in np.linspace(0, 1, bins, endpoint=False):
+        hi = lo + 1 / bins
+        m = (probs >= lo) & ((probs < hi) if hi < 1 else (probs <= 1))
+        if m.any():
+            out.append({"bin": [round(float(lo), 2), round(float(hi), 2)], "predicted": round(float(probs[m].mean()), 4),
+                        "observed": round(float(labels[m].mean()), 4), "n": int(m.sum())})
+    return out
+
+
+def dev_features(assistant, model, cases: list[dict]) -> tuple[list[dict[str, float]], np.ndarray]:
+    """The decision's features for each dev case, computed as the pipeline computes them (no similarity cut-off,
+    the same pre-ranking), and whether it should be answered in the role it is asked in: an internal case twice,
+    answerable for staff and not for a customer (who sees only public passages)."""
+    from assistant.answerability import features, internal_gap, prerank
+    from assistant.evaluation.harness import expected_refusal
+    from assistant.vocabulary import expand
+
+    bm25 = assistant.store.bm25()
+    rows, ys = [], []
+    for case in cases:
+        for role in ("customer", "staff") if case.get("audience") == "internal" else ("customer",):
+            hits = assistant.retriever.retrieve(case["question"], role=role, threshold=-1.0)
+            evidence = prerank(case["question"], hits, assistant.embedder, bm25,
+                               assistant.settings.answerability_candidates)
+            question = expand(case["question"])
+            model.score(question, hits, evidence)
+            gap = internal_gap(assistant.store, assistant.embedder, case["question"], hits, role)
+            rows.append(features(question, hits, evidence, bm25, gap))
+            ys.append(0 if expected_refusal(case, role) else 1)
+    return rows, np.array(ys)
+
+
+def run(cfg: AnswerabilityConfig, registry, assistant, dev: Path | None = DEV_SET, progress: bool = True) -> str:
+    """Trains, calibrates on `dev` and registers a version; returns its name."""
+    import datasets
+    import pyarrow as pa
+    import torch
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+
+    from assistant.answerability import AnswerabilityModel
+    from assistant.evaluation import load_cases
+    from training.retriever import resolve_model
+
+    torch.manual_seed(cfg.seed)
+    store = assistant.store
+    ids = store.all_ids()
+    chunks = [c for c, _ in store.fetch(ids).values()]
+    if not chunks:
+        raise ValueError("the store is empty: ingest the documents first (python -m ingest data/sample_kb)")
+    exclude = [c["question"] for f in EVAL_SETS if f.exists() for c in load_cases(f)]
+    t0 = time.perf_counter()
+    examples = synthesize(chunks, cfg.seed, cfg.questions_per_sentence, exclude)
+    learn, hold = split_dev(load_cases(dev), cfg.dev_train_share, cfg.seed) if dev and Path(dev).exists() else ([], [])
+    if learn:
+        examples += dev_examples(learn, chunks, cfg.seed)
+        random.Random(cfg.seed).shuffle(examples)
+    synth_s = time.perf_counter() - t0
+    positives = sum(1 for e in examples if e[2] > 0.5)
+    train = datasets.Dataset(pa.table({"question": [e[0] for e in examples], "evidence": [e[1] for e in examples],
+                                       "label": [float(e[2]) for e in examples]}))
+
+    path = registry.create(cfg)
+    version = path.name
+    model = CrossEncoder(resolve_model(cfg.base, None), num_labels=1, max_length=cfg.max_length, device="cpu")
+    encoder = model.model.base_model.encoder
+    if cfg.layers < len(encoder.layer):
+        encoder.layer = encoder.layer[: cfg.layers]
+        model.model.config.num_hidden_layers = cfg.layers
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(path / "checkpoints"), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr, warmup_steps=cfg.warmup_ratio, max_steps=cfg.max_steps, seed=cfg.seed, logging_steps=20,
+        save_strategy="no", report_to="none", bf16=False, fp16=False, disable_tqdm=not progress,
+        dataloader_num_workers=0)
+    t0 = time.perf_counter()
+    result = CrossEncoderTrainer(model=model, args=args, train_dataset=train,
+                                 loss=BinaryCrossEntropyLoss(model)).train()
+    train_s = time.perf_counter() - t0
+    model.save_pretrained(str(path / "model"))
+
+    metrics = {"chunks": len(chunks), "examples": len(examples), "positives": positives,
+               "steps": result.global_step, "train_loss": round(result.training_loss, 4),
+               "synthesis_seconds": round(synth_s, 1), "train_seconds": round(train_s, 1)}
+    metrics["dev_cases_learned"], metrics["dev_cases_calibrating"] = len(learn), len(hold)
+    metrics.update(calibrate(path, assistant, dev, cfg, hold if learn else None))
+    (path / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    registry.finish(version, metrics)
+    return version
+
+
+def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig, cases: list[dict] | None = None) -> dict:
+    """Fits the decision (weights, bias, threshold) of the version in `path` on `dev` (or on `cases` of it: those
+    the model did not learn from); writes calibration.json and returns the dev figures. Without a dev split the
+    best logit alone decides at 0.5."""
+    from assistant.answerability import AnswerabilityModel
+    from assistant.evaluation import load_cases
+
+    calibration: dict = {"weights": {"best_logit": 1.0}, "bias": 0.0, "threshold": 0.5, "fitted_on": None}
+    out: dict = {}
+    if dev and Path(dev).exists():
+        served = AnswerabilityModel(path)
+        rows, ys = dev_features(assistant, served, cases if cases is not None else load_cases(dev))
+        weights, bias = fit_calibration(rows, ys, cfg.calibration_c)
+        served.calibration = {"weights": weights, "bias": bias, "threshold": 0.5}
+        probs = np.array([served.probability(r) for r in rows])
+        t = choose_threshold(probs, ys, cfg.refusal_weight)
+        dev = Path(dev).resolve()
+        calibration = {"weights": weights, "bias": bias, "threshold": t,
+                       "fitted_on": str(dev.relative_to(ROOT) if dev.is_relative_to(ROOT) else dev),
+                       "dev_cases": int(len(ys)), "reliability": reliability(probs, ys)}
+        out["dev_answered_if_answerable"] = round(float((probs[ys == 1] >= t).mean()), 4) if (ys == 1).any() else None
+        out["dev_refused_if_not"] = round(float((probs[ys == 0] < t).mean()), 4) if (ys == 0).any() else None
+        out["threshold"] = round(t, 4)
+    (path / "calibration.json").write_text(json.dumps(calibration, indent=2))
+    return out
