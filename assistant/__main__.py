@@ -232,6 +232,9 @@ def cmd_serve(args) -> int:
         from assistant.rerank import resolve_reranker
 
         resolve_reranker(s.reranker_model, s.rerankers_dir)
+    from assistant.answerability import resolve as resolve_answerability
+
+    resolve_answerability(s.answerability_model, s.answerability_dir)  # likewise
     if args.workers > 1 and not s.chroma_host:
         print("several workers need a shared Chroma server (embedded Chroma keeps a per-process index): start one with "
               "`chroma run --path var/chroma --port 8001` and set ASSISTANT_CHROMA_HOST=127.0.0.1 ASSISTANT_CHROMA_PORT=8001",
@@ -325,12 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     cf.set_defaults(func=cmd_config)
 
     args = p.parse_args(argv)
+    from assistant.answerability import AnswerabilityError
     from assistant.rerank import RerankerError
 
     try:
         return args.func(args)
-    except RerankerError as e:  # a configuration mistake: say which setting, no traceback
-        print(f"error: ASSISTANT_RERANKER_MODEL: {e}", file=sys.stderr)
+    except (RerankerError, AnswerabilityError) as e:  # a configuration mistake: say which setting, no traceback
+        print(f"error: {e.setting}: {e}", file=sys.stderr)
         return 2
 
 

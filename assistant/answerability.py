@@ -28,7 +28,7 @@ from assistant.schema import Hit
 
 
 class AnswerabilityError(ValueError):
-    pass
+    setting = "ASSISTANT_ANSWERABILITY_MODEL"  # what a person fixes
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")

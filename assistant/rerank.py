@@ -14,7 +14,7 @@ import numpy as np
 
 
 class RerankerError(ValueError):
-    pass
+    setting = "ASSISTANT_RERANKER_MODEL"  # what a person fixes
 
 
 class Reranker:

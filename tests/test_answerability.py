@@ -61,12 +61,25 @@ def test_decides_about_a_document_ingested_after_training(answerability, embedde
     assert sum(a.refused for a in refused) >= 3, [(a.answer, a.answerability) for a in refused]
 
 
-def test_unknown_version_is_a_clear_error(tmp_path):
+def test_unknown_version_is_a_clear_error_in_the_cli_and_serve(tmp_path, kb_store_dir, monkeypatch, capsys):
+    from assistant.__main__ import main
     from assistant.answerability import AnswerabilityError, get_answerability
+    from assistant.settings import get_settings
 
     with pytest.raises(AnswerabilityError, match="answerability-models list"):
         get_answerability(make_settings(tmp_path / "s", answerability_model="nope", answerability_dir=tmp_path))
     assert get_answerability(make_settings(tmp_path / "s", answerability_dir=tmp_path)) is None  # nothing promoted
+    monkeypatch.setenv("ASSISTANT_STORE_DIR", str(kb_store_dir))
+    monkeypatch.setenv("ASSISTANT_ANSWERABILITY_MODEL", "nope")
+    monkeypatch.setenv("ASSISTANT_API_KEYS", "a-key:customer")
+    get_settings.cache_clear()
+    try:
+        assert main(["ask", "How do I make a claim?"]) == 2
+        assert main(["serve", "--port", "8798"]) == 2  # refused before uvicorn starts
+        err = capsys.readouterr().err
+        assert err.count("error: ASSISTANT_ANSWERABILITY_MODEL: answerability model 'nope' not found") == 2, err
+    finally:
+        get_settings.cache_clear()
 
 
 def test_synthesized_examples_never_copy_an_evaluation_question(kb_assistant):

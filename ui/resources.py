@@ -31,12 +31,13 @@ def assistant_for(config: str):
 
 
 def get_assistant():
+    from assistant.answerability import AnswerabilityError
     from assistant.rerank import RerankerError
 
     try:
         return assistant_for(settings().model_dump_json())
-    except RerankerError as e:  # a configuration mistake: say which setting, not a traceback
-        st.error(f"ASSISTANT_RERANKER_MODEL: {e}")
+    except (RerankerError, AnswerabilityError) as e:  # a configuration mistake: say which setting, not a traceback
+        st.error(f"{e.setting}: {e}")
         st.stop()
 
 

@@ -4,8 +4,8 @@ No model generates text, so nothing can be invented; the risk is answering a que
 really address. With an answerability model (assistant/answerability.py, the default once trained) the pipeline has
 already decided that the context answers, and this backend quotes the sentences the model scores highest. Without
 one, two lexical checks decide: the quoted sentences must be similar to the question (embedding cosine), and with
-their passages they must contain most of the question's key terms (IDF-weighted coverage).
-In both cases a figure the question names must be stated in what is quoted or its passages.
+their passages they must contain most of the question's key terms (IDF-weighted coverage), and a figure the question
+names must be stated in what is quoted or its passages (the model weighs that as one of its signals instead).
 """
 
 from __future__ import annotations
@@ -107,13 +107,11 @@ class ExtractiveGenerator:
         question of the sentence with its heading, shared rare terms, the passage's similarity) plus the
         cross-encoder's probability, then those within `extractive_evidence_margin` of it, in reading order."""
         s = self.settings
-        scored = sorted(request.decision.evidence,
-                        key=lambda e: -(e.prior + s.extractive_choice_logit_weight * (e.probability or 0.0)))
+        score = {id(e): e.prior + s.extractive_choice_logit_weight * (e.probability or 0.0) for e in request.decision.evidence}
+        scored = sorted(request.decision.evidence, key=lambda e: -score[id(e)])
         if not scored:
             return []
-        top = scored[0].prior + s.extractive_choice_logit_weight * (scored[0].probability or 0.0)
-        chosen = [e for e in scored
-                  if e.prior + s.extractive_choice_logit_weight * (e.probability or 0.0) >= top - s.extractive_evidence_margin]
+        chosen = [e for e in scored if score[id(e)] >= score[id(scored[0])] - s.extractive_evidence_margin]
         return [(e.n, e.sentence) for e in sorted(chosen[: s.extractive_max_sentences], key=lambda e: e.order)]
 
     def stream(self, request: GenerationRequest, usage: Usage | None = None) -> Iterator[str]:

@@ -310,7 +310,8 @@ def create_app(settings=None, assistant=None) -> FastAPI:
         if a is None:
             return JSONResponse({"status": "starting"}, status_code=503)
         return {"status": "ok", "documents": len(a.store.manifest.all()), "chunks": a.store.count(),
-                "backends": {b: ok for b, (ok, _) in a.backends().items()}, "reranker": a.retriever.reranker is not None}
+                "backends": {b: ok for b, (ok, _) in a.backends().items()}, "reranker": a.retriever.reranker is not None,
+                "answerability": a.answerability.version if a.answerability else None}
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     def prometheus():
