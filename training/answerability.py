@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from training.config import ROOT
+from training.retriever import near_copy_of
 
 DEV_SET = ROOT / "data" / "eval" / "customer_voice.dev.jsonl"
 EVAL_SETS = [ROOT / "data" / "eval" / "customer_voice.dev.jsonl", ROOT / "data" / "eval" / "customer_voice.test.jsonl",
@@ -180,10 +181,6 @@ def _swap_product(q: str, swaps: list[str], rng: random.Random) -> str:
     return f"for my {rng.choice(swaps)}, {q}"
 
 
-def _norm(text: str) -> set[str]:
-    return set(_words(text))
-
-
 def synthesize(chunks, seed: int = 0, per_sentence: int = 3, exclude: list[str] = ()) -> list[tuple[str, str, float]]:
     """(question, evidence text, label) examples from the store's chunks."""
     from assistant.answerability import candidates, evidence_text, passage_parts
@@ -207,11 +204,7 @@ def synthesize(chunks, seed: int = 0, per_sentence: int = 3, exclude: list[str] 
             docs_df[w] = docs_df.get(w, 0) + 1
     idf = {w: float(np.log((1 + len(units)) / (1 + df))) for w, df in docs_df.items()}
     swaps = _absent_swaps(" ".join(c.text for c in chunks))
-    banned = [_norm(q) for q in exclude]
-
-    def leaks(q: str) -> bool:
-        w = _norm(q)
-        return any(len(w & b) / max(len(w | b), 1) >= 0.6 for b in banned)
+    leaks = near_copy_of(list(exclude))
 
     by_chunk: dict[int, list[int]] = {}
     for j, u in enumerate(units):
@@ -363,18 +356,6 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray, refusal_weight: floa
     return float((ties[0] + ties[-1]) / 2) if len(ties) > 1 else float(grid[best])
 
 
-def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict]:
-    """Per probability bin: mean predicted probability, share actually answerable, count."""
-    out = []
-    for lo in np.linspace(0, 1, bins, endpoint=False):
-        hi = lo + 1 / bins
-        m = (probs >= lo) & ((probs < hi) if hi < 1 else (probs <= 1))
-        if m.any():
-            out.append({"bin": [round(float(lo), 2), round(float(hi), 2)], "predicted": round(float(probs[m].mean()), 4),
-                        "observed": round(float(labels[m].mean()), 4), "n": int(m.sum())})
-    return out
-
-
 def dev_features(assistant, model, cases: list[dict]) -> tuple[list[dict[str, float]], np.ndarray]:
     """The decision's features for each dev case, computed as the pipeline computes them (no similarity cut-off,
     the same pre-ranking), and whether it should be answered in the role it is asked in: an internal case twice,
@@ -462,6 +443,7 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
     best logit alone decides at 0.5."""
     from assistant.answerability import AnswerabilityModel
     from assistant.evaluation import load_cases
+    from assistant.evaluation.metrics import reliability
 
     calibration: dict = {"weights": {"best_logit": 1.0}, "bias": 0.0, "threshold": 0.5, "fitted_on": None}
     out: dict = {}

@@ -63,17 +63,25 @@ def _norm(text: str) -> str:
     return " ".join("".join(ch.lower() if ch.isalnum() else " " for ch in text).split())
 
 
+def near_copy_of(questions: list[str], overlap: float = 0.6):
+    """A test: is a text a near copy (word Jaccard >= overlap) of one of `questions`? Keeps evaluation questions,
+    and rewordings of them, out of training data."""
+    banned = [set(_norm(q).split()) for q in questions]
+
+    def leaks(q: str) -> bool:
+        words = set(_norm(q).split())
+        return any(len(words & b) / max(len(words | b), 1) >= overlap for b in banned)
+
+    return leaks
+
+
 def kb_pairs(roots: list[Path], exclude: list[str]) -> list[dict]:
     """(question, passage) pairs from the knowledge base's own structure; eval questions and near copies excluded."""
     from assistant.settings import get_settings
     from ingest.loaders import LoadError, load_file
     from ingest.pipeline import discover
 
-    banned = [set(_norm(q).split()) for q in exclude]
-
-    def leaks(q: str) -> bool:
-        words = set(_norm(q).split())
-        return any(len(words & b) / max(len(words | b), 1) >= 0.6 for b in banned)
+    leaks = near_copy_of(exclude)
 
     pairs = []
     files, _ = discover(roots)

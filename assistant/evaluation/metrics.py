@@ -101,3 +101,18 @@ def retrieval_rank(hits, case: dict) -> int | None:
         if matches(h.chunk.source, h.chunk.page, accepted):
             return i
     return None
+
+
+def reliability(probs, labels, bins: int = 10) -> list[dict]:
+    """Per probability bin: the mean predicted probability, the share that was actually positive, and the count
+    (a calibrated score's points lie on the diagonal)."""
+    import numpy as np
+
+    probs, labels = np.asarray(probs, dtype=float), np.asarray(labels, dtype=float)
+    out = []
+    for i in range(bins):
+        m = (probs >= i / bins) & ((probs < (i + 1) / bins) if i < bins - 1 else (probs <= 1.0))
+        if m.any():
+            out.append({"bin": [round(i / bins, 2), round((i + 1) / bins, 2)], "predicted": round(float(probs[m].mean()), 4),
+                        "observed": round(float(labels[m].mean()), 4), "n": int(m.sum())})
+    return out

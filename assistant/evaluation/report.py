@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.evaluation.harness import METRICS, Record
+from assistant.evaluation.metrics import reliability
 
 LABELS = {"answer_f1": "answer F1", "rouge_l": "ROUGE-L", "semantic": "semantic similarity", "faithfulness": "faithfulness",
           "citation_accuracy": "citation accuracy", "refusal_correct": "refusal accuracy", "retrieval_hit@1": "retrieval hit@1",
@@ -115,19 +116,6 @@ def _charts(out: Path, records: list[Record], summary: dict) -> list[Path]:
     return charts
 
 
-def reliability_bins(records: list[Record], bins: int = 10) -> list[dict]:
-    """Per bin of the answerability model's probability: its mean, the share of questions that should have been
-    answered, and the count (a calibrated model's points lie on the diagonal)."""
-    p = np.array([r.answerability for r in records])
-    y = np.array([0.0 if r.expected_refusal else 1.0 for r in records])
-    out = []
-    for i in range(bins):
-        m = (p >= i / bins) & ((p < (i + 1) / bins) if i < bins - 1 else (p <= 1.0))
-        if m.any():
-            out.append({"predicted": float(p[m].mean()), "observed": float(y[m].mean()), "n": int(m.sum())})
-    return out
-
-
 def reliability_chart(path: Path, records: list[Record]) -> Path:
     import matplotlib
 
@@ -137,7 +125,8 @@ def reliability_chart(path: Path, records: list[Record]) -> Path:
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
     for backend in dict.fromkeys(r.backend for r in records):
-        pts = reliability_bins([r for r in records if r.backend == backend])
+        rs = [r for r in records if r.backend == backend]
+        pts = reliability([r.answerability for r in rs], [0.0 if r.expected_refusal else 1.0 for r in rs])
         ax.plot([b["predicted"] for b in pts], [b["observed"] for b in pts], "o-", label=backend)
         for b in pts:
             ax.annotate(str(b["n"]), (b["predicted"], b["observed"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
