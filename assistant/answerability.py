@@ -197,6 +197,7 @@ class Decision:
     probability: float  # calibrated P(the context answers the question)
     answerable: bool
     evidence: list[Evidence]  # the scored sentences, best first
+    features: dict[str, float]  # what the probability was computed from (calibration refits on these)
 
 
 class AnswerabilityModel:
@@ -243,8 +244,9 @@ class AnswerabilityModel:
     def decide(self, question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap: float = 0.0) -> Decision:
         """Scores the pre-ranked sentences; the calibrated combination of the signals decides."""
         self.score(question, hits, evidence)
-        p = self.probability(features(question, hits, evidence, bm25, gap))
-        return Decision(p, p >= self.threshold, sorted(evidence, key=lambda e: -(e.logit or -1e9)))
+        feats = features(question, hits, evidence, bm25, gap)
+        p = self.probability(feats)
+        return Decision(p, p >= self.threshold, sorted(evidence, key=lambda e: -(e.logit or -1e9)), feats)
 
 
 def _sigmoid(z: float) -> float:

@@ -246,15 +246,16 @@ class Assistant:
         return _Turn(check.text, False, citations=citations, streamed=streamed, usage=used,
                      answerability=decision and decision.probability)
 
-    def decide(self, question: str, hits: list[Hit], role: str = "customer"):
-        """The answerability model's decision over the passages' best pre-ranked sentences."""
+    def decide(self, question: str, hits: list[Hit], role: str = "customer", model=None):
+        """The answerability model's (or `model`'s: one being calibrated) decision over the passages' best
+        pre-ranked sentences."""
         from assistant.answerability import internal_gap, prerank
         from assistant.vocabulary import expand
 
         bm25 = self.store.bm25()
         evidence = prerank(question, hits, self.embedder, bm25, self.settings.answerability_candidates)
         gap = internal_gap(self.store, self.embedder, question, hits, role)
-        return self.answerability.decide(expand(question), hits, evidence, bm25, gap)
+        return (model or self.answerability).decide(expand(question), hits, evidence, bm25, gap)
 
     @staticmethod
     def _citation(n: int, hit: Hit) -> Citation:

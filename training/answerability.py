@@ -357,24 +357,16 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray, refusal_weight: floa
 
 
 def dev_features(assistant, model, cases: list[dict]) -> tuple[list[dict[str, float]], np.ndarray]:
-    """The decision's features for each dev case, computed as the pipeline computes them (no similarity cut-off,
-    the same pre-ranking), and whether it should be answered in the role it is asked in: an internal case twice,
+    """The decision's features for each dev case, computed by the pipeline's own decide() with no similarity
+    cut-off (as it serves), and whether it should be answered in the role it is asked in: an internal case twice,
     answerable for staff and not for a customer (who sees only public passages)."""
-    from assistant.answerability import features, internal_gap, prerank
     from assistant.evaluation.harness import expected_refusal
-    from assistant.vocabulary import expand
 
-    bm25 = assistant.store.bm25()
     rows, ys = [], []
     for case in cases:
         for role in ("customer", "staff") if case.get("audience") == "internal" else ("customer",):
             hits = assistant.retriever.retrieve(case["question"], role=role, threshold=-1.0)
-            evidence = prerank(case["question"], hits, assistant.embedder, bm25,
-                               assistant.settings.answerability_candidates)
-            question = expand(case["question"])
-            model.score(question, hits, evidence)
-            gap = internal_gap(assistant.store, assistant.embedder, case["question"], hits, role)
-            rows.append(features(question, hits, evidence, bm25, gap))
+            rows.append(assistant.decide(case["question"], hits, role, model=model).features)
             ys.append(0 if expected_refusal(case, role) else 1)
     return rows, np.array(ys)
 
