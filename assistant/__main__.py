@@ -47,7 +47,7 @@ def _print_answer(ans, as_json: bool) -> None:
     if ans.handoff:
         print(f"(handed off to a person: {ans.handoff})")
     for c in ans.citations:
-        print(f"  [{c.n}] {c.source}" + (f", page {c.page}" if c.page else "") + f"  ({c.doc_id})")
+        print(f"  [{c.n}] {c.where()}  ({c.doc_id})")
 
 
 def cmd_ask(args) -> int:
@@ -91,7 +91,7 @@ def cmd_chat(args) -> int:
                     answer = value
             print()
             for c in answer.citations:
-                print(f"  [{c.n}] {c.source}" + (f", page {c.page}" if c.page else ""))
+                print(f"  [{c.n}] {c.where()}")
             print(f"  (answered for a {answer.role}; rate it: python -m assistant feedback rate {answer.interaction_id} up|down)")
         except GeneratorUnavailable as e:
             print(f"\nerror: {e}")

@@ -96,8 +96,8 @@ class Assistant:
         self._generators[name] = generator
 
     def backends(self) -> dict[str, tuple[bool, str]]:
-        """Each backend's availability and, if unavailable, why."""
-        return {name: self.generator(name).available() for name in BACKENDS}
+        """Each backend's availability and, if unavailable, why (the built-in ones and any registered)."""
+        return {name: self.generator(name).available() for name in dict.fromkeys([*BACKENDS, *self._generators])}
 
     def standalone(self, question: str, history: list[tuple[str, str]], backend: str) -> str:
         gen = self.generator(backend)
@@ -260,6 +260,6 @@ class Assistant:
     @staticmethod
     def _citation(n: int, hit: Hit) -> Citation:
         c = hit.chunk
-        return Citation(n=n, doc_id=c.doc_id, source=c.source, page=c.page, chunk_id=c.chunk_id,
+        return Citation(n=n, doc_id=c.doc_id, source=c.source, page=c.page, chunk_id=c.chunk_id, locator=c.locator,
                         score=round(hit.score, 6), snippet=c.text[:400])
 

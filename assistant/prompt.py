@@ -29,7 +29,7 @@ def format_context(hits: list[Hit]) -> str:
     blocks = []
     for n, h in enumerate(hits, start=1):
         c = h.chunk
-        where = f"{c.source}" + (f", page {c.page}" if c.page is not None else "")
+        where = c.where()
         blocks.append(f"<context n=\"{n}\" source=\"{where}\">\n{c.text}\n</context>")
     return "\n\n".join(blocks)
 

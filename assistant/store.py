@@ -94,6 +94,9 @@ class Manifest:
             )
             c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             c.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+            # A file whose every document is stored, by the digest of its bytes: re-ingesting it unchanged skips the
+            # loader (OCR, table extraction) entirely.
+            c.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, digest TEXT)")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -121,6 +124,14 @@ class Manifest:
     def by_path(self, path: str) -> list[str]:
         return [r[0] for r in self._conn().execute("SELECT doc_id FROM documents WHERE path=?", (path,))]
 
+    def file_digest(self, path: str) -> str | None:
+        row = self._conn().execute("SELECT digest FROM files WHERE path=?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def set_file_digests(self, items: list[tuple[str, str]]) -> None:
+        with self._conn() as c:
+            c.executemany("INSERT OR REPLACE INTO files VALUES (?,?)", items)
+
     def mark_pending(self, records: list[DocumentRecord]) -> None:
         with self._conn() as c:
             c.executemany(
@@ -142,12 +153,15 @@ class Manifest:
 
     def remove(self, doc_ids: list[str]) -> None:
         with self._conn() as c:
+            paths = {r[0] for d in doc_ids for r in c.execute("SELECT path FROM documents WHERE doc_id=?", (d,))}
             c.executemany("DELETE FROM documents WHERE doc_id=?", [(d,) for d in doc_ids])
+            c.executemany("DELETE FROM files WHERE path=?", [(p,) for p in paths])  # the file must be read again
             self._bump(c)
 
     def clear(self) -> None:
         with self._conn() as c:
             c.execute("DELETE FROM documents")
+            c.execute("DELETE FROM files")
             self._bump(c)
 
     @staticmethod

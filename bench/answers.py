@@ -1,7 +1,10 @@
 """Answer quality per backend: the customer-voice set's dev and test splits, and the regression set eval.jsonl.
 
     python bench/answers.py [--store DIR] [--backends extractive,hosted,private] [--sets dev,test,regression]
-                            [--json FILE] [--verbose]
+                            [--json FILE] [--verbose] [--every K]
+
+Two more backend names, for Solution B's comparisons: `base` (the promoted version's open base, not fine-tuned,
+given the same prompt, rails and grounded decoding) and `private-free` (the promoted model without grounded decoding).
 
 Customer-voice splits (data/eval/customer_voice.{dev,test}.jsonl): public questions answered with a citation of the
 right document (and page), answer token F1, internal questions refused for customers and answered for staff,
@@ -38,6 +41,7 @@ def print_breakdown(name: str, r: dict, verbose: bool) -> None:
     print(f"    not answerable refused                  : {_pct(r['unanswerable_refused'])}"
           f"  (near {_pct(r['unanswerable_near_refused'])}, off {_pct(r['unanswerable_off_refused'])})")
     print(f"    refusal precision                       : {r['refusal_precision'] or 0:.3f}")
+    print(f"    faithfulness / figures not in citations : {r['faithfulness'] or 0:.3f} / {r['unsupported_figures']}")
     print(f"    paraphrase consistency                  : {_pct(r['paraphrase_consistency'])}")
     print("    by voice (public answered, cited)       : " + ", ".join(f"{v} {_pct(x)}" for v, x in r["by_voice"].items()))
     print("    by phenomenon                           : " + ", ".join(f"{v} {_pct(x)}" for v, x in r["by_phenomenon"].items()))
@@ -49,6 +53,25 @@ def print_breakdown(name: str, r: dict, verbose: bool) -> None:
             print(f"    ANSWERED {m['id']} {m['question']!r} -> {m['answer'][:100]!r}")
 
 
+def register_comparisons(assistant, settings, names: list[str]) -> None:
+    """`base`: the promoted private version's open base with that version's prompt; `private-free`: the promoted
+    model decoding without the figure constraint."""
+    import json as _json
+
+    from assistant.generators.private import PROMPT_FILE, PrivateGenerator, promoted_model_path
+
+    path = promoted_model_path(settings)
+    if path is None or not (path / PROMPT_FILE).exists():
+        return
+    if "private-free" in names:
+        assistant.register("private-free", PrivateGenerator(settings.model_copy(update={"private_grounded_decoding": False})))
+    base_file = path.parent / "base.json"
+    if "base" in names and base_file.exists():
+        base = _json.loads(base_file.read_text())["path"]
+        assistant.register("base", PrivateGenerator(settings.model_copy(update={"private_model_path": base}),
+                                                    prompt=_json.loads((path / PROMPT_FILE).read_text())))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", type=Path, default=ROOT / ".bench" / "sample_kb")
@@ -56,6 +79,8 @@ def main() -> None:
     p.add_argument("--sets", default="dev,test,regression")
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--every", type=int, default=1, help="every K-th case of each set (a slow backend; say so beside "
+                                                          "the figure)")
     args = p.parse_args()
 
     from assistant.evaluation import breakdown, evaluate, load_cases
@@ -69,6 +94,7 @@ def main() -> None:
     print(f"ingest: {summary.line()}")
     model = assistant.answerability
     print(f"answer/refuse decision: {'answerability model ' + model.version if model else 'lexical thresholds (no answerability model)'}")
+    register_comparisons(assistant, settings, args.backends.split(","))
     available = assistant.backends()
     out: dict = {}
     for backend in args.backends.split(","):
@@ -79,7 +105,7 @@ def main() -> None:
         print(f"\n{backend}:")
         out[backend] = {}
         for name in args.sets.split(","):
-            cases = load_cases(SETS[name])
+            cases = load_cases(SETS[name])[:: args.every]
             if name == "regression":
                 r = evaluate(assistant, cases, backend, args.verbose)
                 print("  [regression: eval.jsonl]")
@@ -88,6 +114,7 @@ def main() -> None:
                 print(f"    internal answered for staff (cited)        : {r['internal_staff'][0]:.1%} of {r['internal_staff'][1]}")
                 print(f"    internal refused for customers             : {r['internal_customer'][0]:.1%} of {r['internal_customer'][1]}")
                 print(f"    answer token F1 vs reference (in scope)    : {r['answer_f1']:.3f}")
+                print(f"    faithfulness / figures not in citations    : {r['faithfulness'] or 0:.3f} / {r['unsupported_figures']}")
                 print(f"    latency p50 / p95                          : {r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f} ms")
             else:
                 r = breakdown(assistant, cases, backend)

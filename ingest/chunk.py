@@ -20,9 +20,9 @@ def chunk_document(doc: LoadedDoc, audience: str, chunk_size: int, chunk_overlap
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=chunk_size, chunk_overlap=chunk_overlap, separators=["\n\n", "\n", ". ", "; ", ", ", " ", ""]
     )
-    pieces: list[tuple[str, int | None, str]] = []  # (text, page, heading path)
+    pieces: list[tuple[str, object, str]] = []  # (text, section, heading path)
     for section in doc.sections:
-        if doc.kind in ("markdown", "html", "text"):
+        if doc.kind in ("markdown", "html", "text", "docx", "email"):
             md = MarkdownHeaderTextSplitter(headers_to_split_on=_HEADERS, strip_headers=True)
             for part in md.split_text(section.text):
                 path = [part.metadata[k] for _, k in _HEADERS if k in part.metadata]
@@ -31,13 +31,16 @@ def chunk_document(doc: LoadedDoc, audience: str, chunk_size: int, chunk_overlap
                     path = path[1:]
                 heading = " › ".join(path)
                 for text in splitter.split_text(part.page_content):
-                    pieces.append((text, section.page, heading))
+                    pieces.append((text, section, heading))
         else:
             for text in splitter.split_text(section.text):
-                pieces.append((text, section.page, section.heading))
+                pieces.append((text, section, section.heading))
 
     chunks, seen = [], set()
-    for text, page, heading in pieces:
+    for text, section, heading in pieces:
+        page = section.page
+        # a Word document is cited by its section; the other kinds by what their loader located
+        locator = section.locator or (f"section {heading}" if doc.kind == "docx" and heading else "")
         body = text.strip()
         if len(body) < 3:
             continue
@@ -49,5 +52,5 @@ def chunk_document(doc: LoadedDoc, audience: str, chunk_size: int, chunk_overlap
             continue
         seen.add(chunk_id)
         chunks.append(Chunk(chunk_id=chunk_id, doc_id=doc.doc_id, text=full, source=doc.source, audience=audience,
-                            page=page, title=doc.title, heading=heading))
+                            page=page, title=doc.title, heading=heading, locator=locator, meta=dict(section.meta)))
     return chunks

@@ -16,7 +16,9 @@ from pathlib import Path
 from ingest.clean import clean_pdf_pages, normalize_text
 
 SUPPORTED = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html",
-             ".htm": "html", ".csv": "rows", ".jsonl": "rows"}
+             ".htm": "html", ".csv": "rows", ".jsonl": "rows", ".docx": "docx", ".pptx": "slides",
+             ".xlsx": "sheet", ".xls": "sheet", ".ods": "sheet", ".eml": "email"}
+LOADERS_VERSION = "v3"  # bump when a loader's output changes: every document is read again once
 
 
 # pypdf logs recoverable damage as warnings; the loader reports what matters itself.
@@ -32,6 +34,8 @@ class Section:
     text: str
     page: int | None = None
     heading: str = ""
+    locator: str = ""  # what a citation shows besides the source: "sheet Premiums, row 7", "slide 3"
+    meta: dict = field(default_factory=dict)  # stored with every chunk of the section (e.g. ocr_confidence)
 
 
 @dataclass
@@ -40,7 +44,7 @@ class LoadedDoc:
     path: str  # the file it came from (manifest key for pruning)
     source: str  # what a citation shows
     title: str
-    kind: str  # pdf | markdown | text | html | rows
+    kind: str  # pdf | markdown | text | html | rows | docx | slides | sheet | email
     sections: list[Section]
     content_hash: str
     audience: str | None = None  # from front matter / a row field; None = decide by folder or flag
@@ -61,15 +65,34 @@ def sha256(data: bytes | str) -> str:
 
 
 def load_file(path: Path, settings) -> list[LoadedDoc]:
-    kind = SUPPORTED.get(path.suffix.lower())
-    if kind is None:
+    if path.suffix.lower() not in SUPPORTED:
         raise LoadError(f"unsupported file type '{path.suffix or path.name}' (supported: {', '.join(sorted(SUPPORTED))})")
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise LoadError(f"cannot read file: {e.strerror or e}") from e
+    return load_bytes(path, raw, settings)
+
+
+def load_bytes(path: Path, raw: bytes, settings) -> list[LoadedDoc]:
+    """The documents in `raw`, read by the loader of `path`'s type (a file, or an e-mail's attachment)."""
+    kind = SUPPORTED.get(path.suffix.lower())
+    if kind is None:
+        raise LoadError(f"unsupported file type '{path.suffix or path.name}'")
     if not raw.strip():
         raise LoadError("file is empty")
+    if kind in ("docx", "slides"):
+        from ingest import office
+
+        return (office.load_docx if kind == "docx" else office.load_pptx)(path, raw, settings)
+    if kind == "sheet":
+        from ingest.sheets import load_sheets
+
+        return load_sheets(path, raw, settings)
+    if kind == "email":
+        from ingest.mail import load_eml
+
+        return load_eml(path, raw, settings)
     loader = {"pdf": _load_pdf, "markdown": _load_markdown, "text": _load_text, "html": _load_html, "rows": _load_rows}[kind]
     return loader(path, raw, settings)
 
@@ -93,26 +116,54 @@ def _doc(path: Path, raw: bytes, kind: str, title: str, sections: list[Section],
 
 
 def _load_pdf(path: Path, raw: bytes, settings) -> list[LoadedDoc]:
+    """Text layer per page (pypdf); pages without one through OCR (ingest/ocr.py), page by page; tables found by
+    pdfplumber added beside the page's running text as header: value rows (ingest/pdf_tables.py)."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(raw))
         if reader.is_encrypted:
-            raise LoadError("PDF is encrypted")
+            raise LoadError("PDF is encrypted (password-protected): save an unprotected copy")
         pages = [page.extract_text() or "" for page in reader.pages]
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except LoadError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as e:
-        raise LoadError(f"corrupt or unreadable PDF: {e}") from e
+    except Exception as e:  # noqa: BLE001 - pypdf raises many classes on damaged files
+        raise LoadError(f"corrupt or unreadable PDF: {type(e).__name__}: {e}") from e
     if not pages:
         raise LoadError("PDF has no pages")
     cleaned = clean_pdf_pages(pages)
-    if not any(p.strip() for p in cleaned):
-        raise LoadError("PDF has no extractable text (scanned image? run OCR first)")
     sections = [Section(text=t, page=i) for i, t in enumerate(cleaned, start=1) if t.strip()]
-    return [_doc(path, raw, "pdf", meta_title or _first_line(cleaned), sections)]
+    warnings = []
+    blank = [i for i, t in enumerate(cleaned, start=1) if len(t.strip()) < settings.ocr_min_chars]
+    if blank and settings.ocr_enabled:
+        from ingest.ocr import OcrUnavailable, ocr_pages
+
+        try:
+            for page, text, confidence in ocr_pages(raw, blank, settings):
+                if text.strip():
+                    sections = [s for s in sections if s.page != page]  # OCR replaces a near-empty text layer
+                    sections.append(Section(text=text, page=page, meta={"ocr_confidence": confidence}))
+                else:
+                    warnings.append(f"page {page}: no text found by OCR either")
+        except OcrUnavailable as e:
+            if not sections:
+                raise LoadError(f"PDF has no text layer (a scan?) and {e}") from e
+            warnings.append(f"pages {blank} have no text layer and were left out: {e}")
+    elif blank and not sections:
+        raise LoadError("PDF has no extractable text (a scanned image?) and OCR is off (ASSISTANT_OCR_ENABLED)")
+    if settings.pdf_tables:
+        from ingest.pdf_tables import table_sections
+
+        sections += table_sections(raw, {s.page for s in sections if "ocr_confidence" not in s.meta})
+    if not sections:
+        raise LoadError("PDF has no extractable text")
+    sections.sort(key=lambda s: (s.page or 0, bool(s.heading)))
+    first = _first_line([s.text for s in sections])
+    doc = _doc(path, raw, "pdf", meta_title or first, sections)
+    doc.extra["warnings"] = warnings
+    return [doc]
 
 
 def _front_matter(text: str) -> tuple[dict, str]:

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from assistant.guards.injection import instruction_lines
 from assistant.store import DocumentRecord, KnowledgeStore
 from ingest.chunk import chunk_document
-from ingest.loaders import LoadedDoc, LoadError, load_file, path_id, sha256
+from ingest.loaders import LOADERS_VERSION, LoadedDoc, LoadError, load_file, path_id, sha256
 
 IGNORE_FILE = ".ingestignore"
 FLUSH_CHUNKS = 256  # chunks embedded and written per batch: bounded memory, frequent durable progress
@@ -30,6 +30,7 @@ class IngestSummary:
     removed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     flagged: list[tuple[str, str]] = field(default_factory=list)  # (doc_id, instruction-like line): kept, neutralized at answer time
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (doc_id, what was left out: an OCR-less page, an attachment)
     chunks_embedded: int = 0
     seconds: float = 0.0
 
@@ -42,12 +43,14 @@ class IngestSummary:
             "added": len(self.added), "updated": len(self.updated), "skipped": len(self.skipped),
             "removed": len(self.removed), "failed": [{"path": p, "reason": r} for p, r in self.failed],
             "flagged": [{"doc_id": d, "line": line} for d, line in self.flagged],
+            "warnings": [{"doc_id": d, "warning": w} for d, w in self.warnings],
             "chunks_embedded": self.chunks_embedded, "seconds": round(self.seconds, 2),
         }
 
     def line(self) -> str:
         return (f"added {len(self.added)} · updated {len(self.updated)} · skipped {len(self.skipped)} · "
                 f"removed {len(self.removed)} · failed {len(self.failed)} · flagged {len(self.flagged)} · "
+                + (f"warnings {len(self.warnings)} · " if self.warnings else "") +
                 f"{self.chunks_embedded} chunks embedded "
                 f"in {self.seconds:.1f}s")
 
@@ -103,7 +106,7 @@ class Ingestor:
                              "switch models with `python -m ingest --switch-embedding`")
         # Part of every document hash: changing how text is chunked invalidates stored chunks. Hashes written
         # before the store recorded its model also named the model (`legacy`): still accepted, nothing re-embedded.
-        self.fingerprint = sha256(f"{settings.chunk_size}|{settings.chunk_overlap}|v2")[:12]
+        self.fingerprint = sha256(f"{settings.chunk_size}|{settings.chunk_overlap}|{LOADERS_VERSION}")[:12]
         self.legacy = sha256(f"{settings.chunk_size}|{settings.chunk_overlap}|{Path(self.model_path).name}|v1")[:12]
 
     @property
@@ -124,11 +127,18 @@ class Ingestor:
             for doc_id in self.store.inconsistent_documents():  # re-embed what Chroma lost
                 known[doc_id] = ("", "stale")
             pending_docs: list[tuple[DocumentRecord, list]] = []
+            pending_files: list[tuple[str, str]] = []  # (path, digest) of files whose documents await the flush
             pending_chunks = 0
             bar = tqdm(total=0, unit="chunk", desc="embedding", disable=not self.progress, leave=False)
             for i, file in enumerate(tqdm(files, unit="file", desc="ingesting", disable=not self.progress, leave=False)):
                 if self.on_progress:
                     self.on_progress(i, len(files), file.name)
+                pid, digest = path_id(file), self._file_digest(file, audience)
+                stored = self.store.manifest.by_path(pid)
+                if digest and stored and self.store.manifest.file_digest(pid) == digest and \
+                        all(known.get(d, ("", ""))[1] == "ok" for d in stored):
+                    summary.skipped += stored  # unchanged bytes: not even read by its loader (OCR, tables)
+                    continue
                 try:
                     docs = load_file(file, self.settings)
                     work = self._plan(file, docs, audience, known, summary)
@@ -145,13 +155,23 @@ class Ingestor:
                     if pending_chunks >= FLUSH_CHUNKS:
                         summary.chunks_embedded += self._flush(pending_docs, bar)
                         pending_docs, pending_chunks = [], 0
+                        self.store.manifest.set_file_digests(pending_files)  # files planned before: all stored now
+                        pending_files = []
                 # Rows that disappeared from a re-ingested export are removed with it.
                 stale = set(self.store.manifest.by_path(path_id(file))) - {d.doc_id for d in docs}
                 if stale:
                     self.store.delete_documents(sorted(stale))
                     summary.removed += sorted(stale)
+                for doc in docs:
+                    summary.warnings += [(doc.doc_id, w) for w in doc.extra.get("warnings", [])]
+                if digest:
+                    pending_files.append((pid, digest))
+                if not pending_docs:  # everything of this file (and before it) is stored
+                    self.store.manifest.set_file_digests(pending_files)
+                    pending_files = []
             if pending_docs:
                 summary.chunks_embedded += self._flush(pending_docs, bar)
+            self.store.manifest.set_file_digests(pending_files)
             bar.close()
             if self.on_progress:
                 self.on_progress(len(files), len(files), "")
@@ -159,6 +179,12 @@ class Ingestor:
                 self.store.refresh_bm25()
         summary.seconds = time.perf_counter() - t0
         return summary
+
+    def _file_digest(self, file: Path, audience) -> str | None:
+        try:
+            return sha256(file.read_bytes() + f"|{audience}|{self.fingerprint}".encode())
+        except OSError:
+            return None  # the loader reports it
 
     def _plan(self, file: Path, docs: list[LoadedDoc], forced_audience, known, summary) -> list:
         work = []

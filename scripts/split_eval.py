@@ -5,6 +5,10 @@
 Stratified by category and source document; a paraphrase group (the same fact in three phrasings) stays in one
 split, so dev never holds a rewording of a test question. Thresholds, weights, prompts and models are tuned on
 dev only; the README reports test with dev beside it.
+
+Each source file is split on its own and the parts appended, so that adding a file (customer_voice_formats.jsonl:
+the questions on the Word, Excel, scanned, table and e-mail documents) never moves a case of an earlier file from
+one split to the other.
 """
 
 from __future__ import annotations
@@ -38,12 +42,24 @@ def split(cases: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
     return sorted(dev, key=lambda c: order[c["id"]]), sorted(test, key=lambda c: order[c["id"]])
 
 
+SOURCES = ("customer_voice.jsonl", "customer_voice_formats.jsonl")
+
+
+def split_files(seed: int) -> tuple[list[dict], list[dict]]:
+    dev, test = [], []
+    for name in SOURCES:
+        if (EVAL / name).exists():
+            cases = [json.loads(ln) for ln in (EVAL / name).read_text().splitlines() if ln.strip()]
+            d, t = split(cases, seed)
+            dev, test = dev + d, test + t
+    return dev, test
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=16)
     args = p.parse_args()
-    cases = [json.loads(ln) for ln in (EVAL / "customer_voice.jsonl").read_text().splitlines() if ln.strip()]
-    dev, test = split(cases, args.seed)
+    dev, test = split_files(args.seed)
     for name, part in (("dev", dev), ("test", test)):
         (EVAL / f"customer_voice.{name}.jsonl").write_text("".join(json.dumps(c) + "\n" for c in part))
         print(f"{name}: {len(part)} cases")

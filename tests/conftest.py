@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -12,6 +13,8 @@ os.environ["ANONYMIZED_TELEMETRY"] = "False"
 # Hermetic: a model promoted in this checkout's var/ must not change what the tests see. The `answerability` fixture
 # trains one that kb_assistant passes explicitly; servers the tests start use the lexical decision.
 os.environ["ASSISTANT_ANSWERABILITY_MODEL"] = "off"
+# The open base (smollm2-135m) is converted once per session into a temporary cache, never into the checkout's var/.
+os.environ.setdefault("ASSISTANT_BASES_DIR", tempfile.mkdtemp(prefix="assistant-bases-"))
 
 import pytest
 

@@ -17,6 +17,11 @@ def _load(name: str) -> list[dict]:
     return [json.loads(ln) for ln in (EVAL / name).read_text().splitlines() if ln.strip()]
 
 
+def _all_cases() -> list[dict]:
+    """The set and its formats part (questions on the Word, Excel, scanned, table and e-mail documents)."""
+    return _load("customer_voice.jsonl") + _load("customer_voice_formats.jsonl")
+
+
 def _source_texts() -> dict[tuple[str, int | None], str]:
     """(file name, page) → text as the ingest loaders read it; (name, None) holds the whole document."""
     from assistant.settings import Settings
@@ -37,7 +42,7 @@ def test_every_figure_of_every_reference_is_in_its_source():
     texts = _source_texts()
     flat = {k: " ".join(v.split()) for k, v in texts.items()}  # PDF lines wrap: compare on single spaces
     problems = []
-    for c in _load("customer_voice.jsonl"):
+    for c in _all_cases():
         if c["must_refuse"]:
             continue
         key = (c["source"], c["page"])
@@ -49,7 +54,7 @@ def test_every_figure_of_every_reference_is_in_its_source():
 
 
 def test_shape_meets_what_the_set_is_for():
-    cases = _load("customer_voice.jsonl")
+    cases = _all_cases()
     assert len({c["id"] for c in cases}) == len(cases) >= 240
     public = [c for c in cases if c["category"] == "public"]
     assert len(public) >= 150
@@ -71,10 +76,10 @@ def test_shape_meets_what_the_set_is_for():
 
 def test_split_is_reproducible_stratified_and_keeps_paraphrases_together():
     sys.path.insert(0, str(ROOT / "scripts"))
-    from split_eval import split
+    from split_eval import split_files
 
-    cases = _load("customer_voice.jsonl")
-    dev, test = split(cases, 16)
+    cases = _all_cases()
+    dev, test = split_files(16)
     assert dev == _load("customer_voice.dev.jsonl") and test == _load("customer_voice.test.jsonl")
     assert {c["id"] for c in dev}.isdisjoint({c["id"] for c in test}) and len(dev) + len(test) == len(cases)
     assert {c["group"] for c in dev if c["group"]}.isdisjoint({c["group"] for c in test if c["group"]})

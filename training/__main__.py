@@ -5,6 +5,7 @@
     python -m training STAGE --version VERSION [--force] one stage alone (data, tokenizer, pretrain, sft, align, eval)
     torchrun --nproc_per_node 2 -m training pretrain --version VERSION     the same stage on several processes (DDP)
     python -m training models list | show V | promote V | delete V --reason "..." | audit
+    python -m training base [NAME]                       convert (once) and check an open base; print where it is
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def finish(reg, version: str, promote: bool) -> None:
     shutil.copytree(run_dir / "align" / "model", final)
     card = report.write(run_dir, stages, reg.metadata(version))
     ev = stages["eval"]["metrics"]
+    if (run_dir / "base.json").exists():  # what the weights were made from: name, licence, hash, conversion check
+        reg.update(version, base=json.loads((run_dir / "base.json").read_text()))
     reg.finish(version, {"heldout": ev["heldout"], "rag_private": ev["rag"].get("private"),
                          "total_wall_s": card["total_wall_s"]})
     print(f"report card: {run_dir / 'report.md'}")
@@ -126,12 +129,14 @@ def cmd_models(reg, args) -> int:
                               str(x.get("examples", "")), str(x.get("steps", "")), str(x.get("threshold", "")), dev)
             console.print(table)
             return 0
-        table = Table("version", "preset", "status", "promoted", "created", "held-out ppl (aligned)", "private F1")
+        table = Table("version", "preset", "base", "status", "promoted", "created", "held-out ppl (aligned)", "private F1")
         for m in reg.versions():
             metrics = m.get("metrics") or {}
             ppl = (metrics.get("heldout") or {}).get("aligned", {}).get("perplexity", "")
             f1 = (metrics.get("rag_private") or {}).get("answer_f1", "")
-            table.add_row(m["version"], m["preset"], m["status"], "★" if m["promoted"] else "", m["created"], str(ppl), str(f1))
+            base = (m.get("base") or {}).get("name", "scratch")
+            table.add_row(m["version"], m["preset"], base, m["status"], "★" if m["promoted"] else "", m["created"],
+                          str(ppl), str(f1))
         console.print(table)
     elif args.action == "show":
         meta = reg.metadata(args.version)
@@ -201,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models-dir", type=Path, help="registry folder (default: ASSISTANT_MODELS_DIR / settings)")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("all", help="every stage, then register (and promote) the version")
-    a.add_argument("--preset", default="cpu-small")
+    a.add_argument("--preset", default="cpu-smol")
     a.add_argument("--version", help="resume this version instead of starting a new one")
     a.add_argument("--config", type=Path, help="YAML overriding preset values")
     a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one value, e.g. pretrain.steps=50")
@@ -217,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         m.add_argument("version", nargs="?")
         m.add_argument("--reason", default="")
         m.add_argument("--force", action="store_true", help="delete even the promoted version")
+    b = sub.add_parser("base", help="convert (once, cached in ASSISTANT_BASES_DIR) and check an open-weights base")
+    b.add_argument("name", nargs="?", default="smollm2-135m", help="smollm2-135m or a Hugging Face model folder")
     r = sub.add_parser("retriever", help="fine-tune the embedding model on (question, passage) pairs")
     r.add_argument("--base", help="model folder to start from (default: the packaged all-MiniLM-L6-v2)")
     r.add_argument("--kb", action="append", help="knowledge-base folder for pairs (default: data/sample_kb)")
@@ -257,6 +264,16 @@ def main(argv: list[str] | None = None) -> int:
             else "answerability-models" if args.command in ("answerability-models", "answerability") else "models")
     reg = registry_for(kind, args.models_dir)
     try:
+        if args.command == "base":
+            from assistant.settings import get_settings
+            from training.base import BaseError, as_dict, resolve
+
+            try:
+                print(json.dumps(as_dict(resolve(args.name, get_settings().bases_dir)), indent=2))
+            except BaseError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            return 0
         if args.command == "answerability":
             return cmd_answerability(reg, args)
         if args.command in ("retriever", "fast-encoder", "reranker"):

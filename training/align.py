@@ -15,6 +15,7 @@ import torch
 from training.config import TrainConfig
 from training.data import read_jsonl
 from training.instructions import preference_pairs, save_jsonl
+from training.model import freeze_lower_layers
 
 
 def _as_text(tok, pairs: list[dict]) -> dict:
@@ -58,7 +59,7 @@ def run(cfg: TrainConfig, sft_dir: Path, out: Path) -> dict:
     rng = random.Random(cfg.seed)
     pairs = preference_pairs(read_jsonl(sft_dir / "examples.jsonl"), rng)
     rng.shuffle(pairs)
-    n_val = max(4, len(pairs) // 10)
+    n_val = min(ac.eval_pairs, max(4, len(pairs) // 10))
     val, train = pairs[:n_val], pairs[n_val:]
     save_jsonl(out / "pairs.jsonl", pairs)
 
@@ -66,6 +67,7 @@ def run(cfg: TrainConfig, sft_dir: Path, out: Path) -> dict:
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     ref = copy.deepcopy(model).eval()
+    freeze_lower_layers(model, cfg.trainable_layers)
     before = preference_margin(model, ref, tok, val, ac.beta)
 
     args = DPOConfig(

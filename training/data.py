@@ -204,6 +204,11 @@ def run(cfg: TrainConfig, out: Path) -> dict:
     n_held = max(1, round(len(insurance) * cfg.data.heldout_share)) if insurance else 0
     held_ids = {d["id"] for d in insurance[:n_held]}
     heldout = [d for d in pool if d["id"] in held_ids]
+    # and a few general documents: continued pre-training of an open base measures forgetting on them
+    general = sorted((d for d in pool if d["group"] == "general"), key=lambda d: d["id"])
+    rng.shuffle(general)
+    held_general = general[:min(20, round(len(general) * cfg.data.heldout_share))] if len(general) > 1 else []
+    held_ids |= {d["id"] for d in held_general}
     train = [d for d in pool if d["id"] not in held_ids]
 
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -232,11 +237,13 @@ def run(cfg: TrainConfig, out: Path) -> dict:
         mix_target={g: round(w / total_w, 3) for g, w in mix.items()},
         repeat_factors={g: round(f, 2) for g, f in factors.items()},
         final_mix={g: {"chars": c, "share": round(c / total, 3)} for g, c in final_chars.items()},
-        train_docs=len(mixed), heldout_docs=len(heldout), heldout_ids=sorted(held_ids),
+        train_docs=len(mixed), heldout_docs=len(heldout), heldout_general_docs=len(held_general),
+        heldout_ids=sorted(held_ids),
         pii_replaced=dict(card["pii_replaced"]), dropped=dict(card["dropped"]),
     )
     _write_jsonl(out / "train.jsonl", mixed)
     _write_jsonl(out / "heldout.jsonl", heldout)
+    _write_jsonl(out / "heldout_general.jsonl", held_general)
     _write_jsonl(out / "general.jsonl", groups.get("general", []))
     _write_jsonl(out / "insurance.jsonl", groups.get("insurance", []))
     (out / "data_card.json").write_text(json.dumps(card, indent=2))

@@ -93,24 +93,49 @@ def run(cfg: TrainConfig, run_dir: Path, out: Path) -> dict:
         torch.set_num_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
     texts = [d["text"] for d in read_jsonl(run_dir / "data" / "heldout.jsonl")]
+    general_file = run_dir / "data" / "heldout_general.jsonl"
+    general = [d["text"] for d in read_jsonl(general_file)] if general_file.exists() else []
+    open_base = cfg.base != "scratch"
     stages = {"base": run_dir / "pretrain" / "model", "sft": run_dir / "sft" / "model", "aligned": run_dir / "align" / "model"}
+    if open_base:  # the un-fine-tuned open base first, then what each stage made of it
+        from training.pretrain import base_path
+
+        stages = {"base": Path(base_path(run_dir)), "pretrain": run_dir / "pretrain" / "model", **{
+            k: v for k, v in stages.items() if k != "base"}}
     ppl = {name: perplexity(path, texts, cfg.pretrain.seq_len, cfg.eval.heldout_batches)
            for name, path in stages.items() if (path / "config.json").exists()}
+    if open_base and general:  # forgetting: the same on general text no stage trained on
+        for name, path in stages.items():
+            if name in ppl:
+                ppl[name]["general_perplexity"] = perplexity(path, general, cfg.pretrain.seq_len,
+                                                             cfg.eval.heldout_batches)["perplexity"]
 
     settings = get_settings().model_copy(update={"private_model_path": str(stages["aligned"]), "temperature": 0.0,
                                                  "store_dir": run_dir / "sft" / "store"})
     assistant = Assistant(settings, store=KnowledgeStore(settings.store_dir, settings.collection))
-    assistant.register("base-few-shot", FewShotBase(stages["base"], cfg.eval.max_new_tokens))
+    if open_base:  # the general model given the same RAG prompt and rails: what fine-tuning must beat
+        from assistant.generators.private import PrivateGenerator
+        from training.sft import prompt_budget
+
+        baseline = "base-rag"
+        assistant.register(baseline, PrivateGenerator(settings.model_copy(update={"private_model_path": stages["base"]}),
+                                                      prompt={"context_chunks": cfg.sft_context_chunks,
+                                                              "max_new_tokens": cfg.eval.max_new_tokens,
+                                                              "prompt_tokens": prompt_budget(cfg)}))
+    else:
+        baseline = "base-few-shot"
+        assistant.register(baseline, FewShotBase(stages["base"], cfg.eval.max_new_tokens))
     cases = eval_cases(kb_dirs(cfg)[0], cfg.eval.max_questions)
     rag = {}
-    for backend in ("private", "extractive", "base-few-shot"):
+    for backend in ("private", "extractive", baseline):
         r = evaluate(assistant, cases, backend, internal=False)
         rag[backend] = {"answer_f1": round(r["answer_f1"], 3), "citation_accuracy": round(r["in_scope"][0], 3),
                         "out_of_scope_refused": round(r["out_of_scope"][0], 3), "in_scope_cases": r["in_scope"][1],
                         "out_of_scope_cases": r["out_of_scope"][1],
                         "out_of_scope_reaching_model": r["out_of_scope_reaching_backend"],
                         "out_of_scope_declined_by_model": r["out_of_scope_declined_by_backend"],
-                        "latency_p50_ms": round(r["latency_p50_ms"], 1)}
+                        "latency_p50_ms": round(r["latency_p50_ms"], 1),
+                        "unsupported_figures": r.get("unsupported_figures")}
     result = {"heldout": ppl, "rag": rag}
     (out / "eval.json").write_text(json.dumps(result, indent=2))
     return result

@@ -132,9 +132,14 @@ class ExampleBuilder:
         keep = lambda qs: [q for q in qs if _norm(q) not in held]  # noqa: E731
         questions = keep(questions)
         examples = []
+        from training.answerability import voices
+
         for q in questions:
-            for template in self.rng.sample(PARAPHRASES, 2):
-                phrased = template.format(q=q, q_lower=q[:1].lower() + q[1:])
+            # the question as written, and as a customer writes it (typos, a story, their own words)
+            template = self.rng.choice(PARAPHRASES)
+            for phrased in (template.format(q=q, q_lower=q[:1].lower() + q[1:]), voices(q, self.rng)[1]):
+                if _norm(phrased) in held:
+                    continue
                 ex = self.grounded(phrased)
                 if ex:
                     examples.append(ex)

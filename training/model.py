@@ -26,6 +26,19 @@ def build_model(mc: ModelConfig, tokenizer, dtype: torch.dtype = torch.float32):
     return model
 
 
+def freeze_lower_layers(model, trainable_layers: int | None) -> int:
+    """Train only the top `trainable_layers` decoder layers and the final norm (embeddings and the tied head stay):
+    the backward pass stops at the lowest trainable layer. Returns the number of trainable parameters."""
+    if trainable_layers is not None:
+        inner = model.model
+        for p in model.parameters():
+            p.requires_grad = False
+        for module in (*inner.layers[-trainable_layers:], inner.norm):
+            for p in module.parameters():
+                p.requires_grad = True
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def flops_per_token(config, seq_len: int) -> float:
     """Training FLOPs per token, PaLM appendix B: 6·N (N without the embedding lookup, with the tied LM head) plus
     12·layers·hidden·seq for attention scores."""

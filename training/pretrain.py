@@ -11,7 +11,9 @@ import torch
 
 from training.config import TrainConfig
 from training.data import read_jsonl
-from training.model import build_model, flops_per_token, measure_matmul_flops, n_params
+from pathlib import Path
+
+from training.model import build_model, flops_per_token, freeze_lower_layers, measure_matmul_flops, n_params
 from training.trainer import barrier, dist_info, init_distributed, is_main, resolve_device, train
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -70,9 +72,19 @@ def run(cfg: TrainConfig, data_dir, tok_dir, out) -> dict:
     oc = cfg.pretrain
     train_stream = pack(tok, [d["text"] for d in read_jsonl(data_dir / "train.jsonl")])
     held_stream = pack(tok, [d["text"] for d in read_jsonl(data_dir / "heldout.jsonl")])
-    model = build_model(cfg.model, tok)
+    guard = {}
+    if cfg.base == "scratch":
+        model = build_model(cfg.model, tok)
+    else:  # continued pre-training of an open base, guarded against forgetting by held-out general text
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(base_path(out.parent), dtype=torch.float32)
+        freeze_lower_layers(model, cfg.trainable_layers)
+        guard["general_loss_before"] = general_loss(model, tok, data_dir, oc)
     fpt = flops_per_token(model.config, oc.seq_len)
-    peak = measure_matmul_flops(oc.batch_size * oc.seq_len, cfg.model.hidden_size, cfg.model.intermediate_size,
+    if cfg.trainable_layers is not None:  # frozen lower layers: forward (1/3) everywhere, backward (2/3) only above
+        fpt *= 1 / 3 + 2 / 3 * cfg.trainable_layers / model.config.num_hidden_layers
+    peak = measure_matmul_flops(oc.batch_size * oc.seq_len, model.config.hidden_size, model.config.intermediate_size,
                                 device, DTYPES[cfg.dtype])
     if cfg.compile:
         model = torch.compile(model)
@@ -90,6 +102,28 @@ def run(cfg: TrainConfig, data_dir, tok_dir, out) -> dict:
         base = getattr(model, "_orig_mod", model)
         base.save_pretrained(out / "model")
         tok.save_pretrained(out / "model")
+    if guard:
+        guard["general_loss_after"] = general_loss(getattr(model, "_orig_mod", model), tok, data_dir, oc)
+        # forgetting: a rise of general held-out loss; more than 5% means too little general replay or too high a lr
+        guard["general_forgetting"] = round(guard["general_loss_after"] / guard["general_loss_before"] - 1, 4)
     metrics.update(params=n_params(model), train_tokens_in_corpus=int(len(train_stream)),
-                   heldout_tokens=int(len(held_stream)), flops_per_token=fpt)
+                   heldout_tokens=int(len(held_stream)), flops_per_token=fpt, base=cfg.base, **guard,
+                   trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad))
     return metrics
+
+
+def base_path(run_dir: Path) -> str:
+    """The open base's Hugging Face folder, as the tokenizer stage resolved it."""
+    return json.loads((run_dir / "base.json").read_text())["path"]
+
+
+@torch.no_grad()
+def general_loss(model, tok, data_dir: Path, oc) -> float:
+    texts = [d["text"] for d in read_jsonl(data_dir / "heldout_general.jsonl")] if (data_dir / "heldout_general.jsonl").exists() else []
+    batches = heldout_batches(pack(tok, texts), oc.batch_size, oc.seq_len, oc.eval_batches) if texts else []
+    if not batches:
+        return float("nan")
+    model.eval()
+    loss = sum(float(model(**b).loss) for b in batches) / len(batches)
+    model.train()
+    return round(loss, 4)

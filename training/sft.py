@@ -16,6 +16,7 @@ import torch
 from training.config import ROOT, TrainConfig
 from training.data import DataError, read_jsonl
 from training.instructions import ExampleBuilder, kb_questions, save_jsonl
+from training.model import freeze_lower_layers
 from training.pretrain import pack
 from training.trainer import barrier, init_distributed, is_main, resolve_device, train
 
@@ -43,17 +44,29 @@ def rag_components(cfg: TrainConfig, store_dir: Path):
 
 
 def eval_questions(cfg: TrainConfig) -> set[str]:
+    """Every evaluation question (eval.jsonl and both customer-voice splits): no training example may use one."""
     from assistant.evaluation import load_cases
+    from training.answerability import EVAL_SETS
 
-    return {c["question"] for d in kb_dirs(cfg) if (d / "eval.jsonl").exists() for c in load_cases(d / "eval.jsonl")}
+    files = [d / "eval.jsonl" for d in kb_dirs(cfg)] + list(EVAL_SETS)
+    return {c["question"] for f in files if f.exists() for c in load_cases(f)}
 
 
 def encode(tok, messages: list[dict], answer: str, seq_len: int) -> tuple[list[int], list[int]]:
-    """(input_ids, labels): labels are -100 everywhere but the assistant's answer and its <|im_end|>."""
-    r = tok.apply_chat_template(messages + [{"role": "assistant", "content": answer}], tokenize=True,
-                                return_dict=True, return_assistant_tokens_mask=True)
-    ids, mask = r["input_ids"][:seq_len], r["assistant_masks"][:seq_len]
-    return ids, [t if m else IGNORE for t, m in zip(ids, mask)]
+    """(input_ids, labels): labels are -100 everywhere but the assistant's answer and its <|im_end|>. The prompt is
+    the same template with the generation prompt, so this works for any chat template (an open base's has no
+    `{% generation %}` markers)."""
+    prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    full = tok.apply_chat_template(messages + [{"role": "assistant", "content": answer}], tokenize=True,
+                                   return_dict=True)["input_ids"]
+    if full[:len(prompt)] != prompt:
+        raise ValueError("the chat template renders the prompt differently with and without the answer")
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    tail = full[len(prompt):]
+    if end in tail:  # nothing after the answer's <|im_end|> is supervised (the template's trailing newline)
+        tail = tail[:tail.index(end) + 1]
+    ids = (prompt + tail)[:seq_len]
+    return ids, [IGNORE] * min(len(prompt), seq_len) + ids[len(prompt):]
 
 
 def collate(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
@@ -80,7 +93,7 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     tok = AutoTokenizer.from_pretrained(base_dir)
     oc = cfg.sft
-    budget = min(oc.seq_len, cfg.model.max_position_embeddings) - cfg.eval.max_new_tokens
+    budget = prompt_budget(cfg)
 
     examples_file = out / "examples.jsonl"
     if not examples_file.exists():  # building needs the embedder and a store: done once, then reused on resume
@@ -88,6 +101,8 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
         builder = ExampleBuilder(store, retriever, teacher, tok, settings, budget, cfg.sft_context_chunks, cfg.seed)
         held_out = eval_questions(cfg)
         examples = builder.build(kb_questions(kb_dirs(cfg)[0], store, exclude=held_out), exclude=held_out)
+        if cfg.sft_max_examples:
+            examples = examples[: cfg.sft_max_examples]
         if not examples:
             raise DataError("no instruction examples could be built from the knowledge base")
         if is_main():
@@ -115,6 +130,7 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
 
     val_batches = [collate(val_rows[i:i + oc.batch_size], tok.pad_token_id) for i in range(0, len(val_rows), oc.batch_size)]
     model = AutoModelForCausalLM.from_pretrained(base_dir)
+    trainable = freeze_lower_layers(model, cfg.trainable_layers)
     metrics = train(model, get_batch, oc, out, val_batches=val_batches[: oc.eval_batches], device=device,
                     dtype=cfg.dtype, parallel=cfg.parallel, desc="sft")
     barrier()
@@ -127,7 +143,7 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
         kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
     supervised = sum(sum(1 for t in y if t != IGNORE) for _, y in train_rows)
     metrics.update(examples=len(examples), examples_by_kind=kinds, supervised_tokens=supervised,
-                   replay_share=cfg.sft_replay_share)
+                   replay_share=cfg.sft_replay_share, trainable_params=trainable)
     return metrics
 
 
@@ -135,4 +151,11 @@ def write_prompt_file(cfg: TrainConfig, model_dir: Path) -> None:
     from assistant.generators.private import PROMPT_FILE
 
     (model_dir / PROMPT_FILE).write_text(json.dumps({"context_chunks": cfg.sft_context_chunks,
-                                                     "max_new_tokens": cfg.eval.max_new_tokens}))
+                                                     "max_new_tokens": cfg.eval.max_new_tokens,
+                                                     "prompt_tokens": prompt_budget(cfg)}))
+
+
+def prompt_budget(cfg: TrainConfig) -> int:
+    """Tokens of the prompt in training, so serving fits the context exactly as the model learned it."""
+    ctx = cfg.model.max_position_embeddings if cfg.base == "scratch" else cfg.sft.seq_len
+    return min(cfg.sft.seq_len, ctx) - cfg.eval.max_new_tokens

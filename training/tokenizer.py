@@ -97,6 +97,8 @@ def bytes_per_token(tokenizer, texts: list[str]) -> float:
 
 
 def run(cfg: TrainConfig, data_dir: Path, out: Path) -> dict:
+    if cfg.base != "scratch":
+        return keep_base(cfg, data_dir, out)
     train = [d["text"] for d in read_jsonl(data_dir / "train.jsonl")]
     general = [d["text"] for d in read_jsonl(data_dir / "general.jsonl")]
     insurance = [d["text"] for d in read_jsonl(data_dir / "insurance.jsonl")]
@@ -114,3 +116,23 @@ def run(cfg: TrainConfig, data_dir: Path, out: Path) -> dict:
         metrics.update(general_only_bytes_per_token=round(base, 3),
                        token_reduction=round(1 - base / ours, 3))  # fewer tokens for the same bytes
     return metrics
+
+
+def keep_base(cfg: TrainConfig, data_dir: Path, out: Path) -> dict:
+    """An open base keeps its own tokenizer (its embeddings were trained with it); the base is resolved — converted
+    once and cached — and recorded beside the run (`base.json`) for the registry."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from assistant.settings import get_settings
+    from training.base import as_dict, resolve
+
+    info = resolve(cfg.base, get_settings().bases_dir)
+    tok = AutoTokenizer.from_pretrained(info.path)
+    tok.save_pretrained(out)
+    (out.parent / "base.json").write_text(json.dumps(as_dict(info), indent=2))
+    texts = [d["text"] for d in read_jsonl(data_dir / "heldout.jsonl")] or \
+        [d["text"] for d in read_jsonl(data_dir / "insurance.jsonl")]
+    return {"vocab_size": len(tok), "kept": f"the base's ({info.name})", "bytes_per_token": round(bytes_per_token(tok, texts), 3),
+            "base": info.name, "base_licence": info.licence, "base_sha256": info.sha256}

@@ -51,7 +51,7 @@ def render_sources(citations, store=None, key: str = "") -> None:
         return
     with st.expander(f"Sources ({len(citations)})", expanded=False):
         for c in citations:
-            where = c.source + (f", page {c.page}" if c.page else "")
+            where = c.where() if hasattr(c, "where") else c.source
             cols = st.columns([5, 1])
             cols[0].markdown(f"**[{c.n}] {where}**")
             path = source_file(store, c.doc_id) if store is not None else None

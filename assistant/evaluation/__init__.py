@@ -57,6 +57,9 @@ def evaluate(assistant, cases: list[dict], backend: str, verbose: bool = False, 
     latencies = [r.latency_ms for r, _, _ in scored]
     result: dict = {g: (float(np.mean(v)) if v else None, len(v)) for g, v in rows.items()}
     result["answer_f1"] = float(np.mean(f1s)) if f1s else None
+    faithful = [r.faithfulness for r, _, _ in scored if r.faithfulness is not None]
+    result["faithfulness"] = float(np.mean(faithful)) if faithful else None
+    result["unsupported_figures"] = sum(r.unsupported_figures for r, _, _ in scored)
     result["out_of_scope_reaching_backend"] = oos_reached_backend
     result["out_of_scope_declined_by_backend"] = oos_declined_by_backend
     result["latency_p50_ms"] = float(np.percentile(latencies, 50)) if latencies else None
@@ -91,6 +94,10 @@ def breakdown(assistant, cases: list[dict], backend: str) -> dict:
     }
     for cat in ("unanswerable_near", "unanswerable_off"):
         out[f"{cat}_refused"] = share(customer[c["id"]].refused for c in cases if c.get("category") == cat)
+    answered = [r for r in [*customer.values(), *staff.values()] if not r.refused]
+    faithful = [r.faithfulness for r in answered if r.faithfulness is not None]
+    out["faithfulness"] = float(np.mean(faithful)) if faithful else None
+    out["unsupported_figures"] = sum(r.unsupported_figures for r in answered)
     refusals = [customer[c["id"]] for c in cases if customer[c["id"]].refused]
     out["refusal_precision"] = (sum(bool(r.expected_refusal) for r in refusals) / len(refusals)) if refusals else None
     out["by_voice"] = {v: share(answered_ok[c["id"]] for c in public if c.get("voice") == v)

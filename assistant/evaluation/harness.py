@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from assistant.evaluation.metrics import (cites_source, faithfulness, retrieval_rank, rouge_l, token_f1)
+from assistant.evaluation.metrics import (cites_source, faithfulness, retrieval_rank, rouge_l, token_f1,
+                                          unsupported_figures)
 from assistant.schema import Answer
 from assistant.session import Session
 
@@ -40,6 +41,7 @@ class Record:
     rouge_l: float | None = None
     semantic: float | None = None
     faithfulness: float | None = None
+    unsupported_figures: int = 0  # figures of the answer that none of its cited passages contains
     citation_accuracy: float | None = None
     refusal_correct: float | None = None
     retrieval_rank: int | None = None
@@ -140,7 +142,11 @@ def _answer_and_score(assistant, case: dict, backend: str, role: str, gen, retri
             r.retrieval_mrr_10 = 1.0 / rank if rank else 0.0
     if ans.citations and not ans.refused:
         fetched = assistant.store.fetch([c.chunk_id for c in ans.citations])
-        r.faithfulness = faithfulness(ans.answer, [fetched[c.chunk_id][0].text for c in ans.citations if c.chunk_id in fetched])
+        cited = [fetched[c.chunk_id][0].text for c in ans.citations if c.chunk_id in fetched]
+        r.faithfulness = faithfulness(ans.answer, cited)
+        r.unsupported_figures = unsupported_figures(ans.answer, cited)
+    elif not ans.refused:
+        r.unsupported_figures = unsupported_figures(ans.answer, [])
     return ans, r
 
 

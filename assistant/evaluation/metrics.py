@@ -59,6 +59,16 @@ def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(_CITE.sub("", text)) if len(words(s)) >= 3]
 
 
+def unsupported_figures(answer: str, cited_texts: list[str]) -> int:
+    """Figures (digit runs: amounts, %, durations, dates, phone numbers) of the answer that no cited passage states;
+    citation markers [n] are not figures."""
+    from assistant.generators.grounding import allowed_figures
+
+    allowed = allowed_figures(cited_texts)
+    said = allowed_figures([re.sub(r"\[\d+\]", " ", answer)])
+    return len({f for f in said if "," not in f} - allowed)
+
+
 def faithfulness(answer: str, cited_texts: list[str]) -> float | None:
     """Share of the answer's sentences supported by one sentence of a cited passage; None without citations."""
     if not cited_texts:
@@ -85,13 +95,17 @@ def accepted_sources(case: dict) -> list[tuple[str, int | None]]:
 
 
 def matches(source: str, page, accepted) -> bool:
-    return any(source == s and (p is None or page == p) for s, p in accepted)
+    """`source` is an accepted document (an e-mail's attachment counts as its message: "mail.eml › guide.pdf")."""
+    return any((source == s or source.startswith(f"{s} › ")) and (p is None or page == p) for s, p in accepted)
 
 
 def cites_source(answer, case: dict) -> bool:
-    """A citation of the reference document (and page, where it has one) or of an accepted alternative."""
+    """A citation of the reference document (and page, where it has one; the sheet and row where the case names
+    one) or of an accepted alternative."""
     accepted = accepted_sources(case)
-    return any(matches(c.source, c.page, accepted) for c in answer.citations)
+    locator = case.get("locator")
+    return any(matches(c.source, c.page, accepted) and (not locator or getattr(c, "locator", "") == locator)
+               for c in answer.citations)
 
 
 def retrieval_rank(hits, case: dict) -> int | None:

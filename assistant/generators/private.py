@@ -18,7 +18,7 @@ from assistant.prompt import COMPACT_RULES, build_messages, trim_hit
 
 # Written by training beside the weights: how many chunks the model was trained to read, its answer budget.
 PROMPT_FILE = "assistant_prompt.json"
-DEFAULT_PROMPT = {"context_chunks": 3, "max_new_tokens": 256}
+DEFAULT_PROMPT = {"context_chunks": 3, "max_new_tokens": 256, "prompt_tokens": None}
 
 
 def fit_messages(tokenizer, question: str, hits, contact: str, history, budget_tokens: int, n_chunks: int):
@@ -54,8 +54,9 @@ class PrivateGenerator:
     can_condense = False  # has a language model to rewrite follow-up questions
     leaves_company = False
 
-    def __init__(self, settings):
+    def __init__(self, settings, prompt: dict | None = None):
         self.settings = settings
+        self._prompt = prompt  # overrides the model folder's PROMPT_FILE (a base model evaluated with a run's prompt)
         self._loaded = None
         self._lock = threading.Lock()
 
@@ -79,9 +80,15 @@ class PrivateGenerator:
                 tok = AutoTokenizer.from_pretrained(path)
                 model = AutoModelForCausalLM.from_pretrained(path)
                 model.eval()
+                if self.settings.private_int8:
+                    import torch
+                    from torch.ao.quantization import quantize_dynamic
+
+                    model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
                 prompt = dict(DEFAULT_PROMPT)
                 if (path / PROMPT_FILE).exists():
                     prompt.update(json.loads((path / PROMPT_FILE).read_text()))
+                prompt.update(self._prompt or {})
                 self._loaded = (path, tok, model, prompt)
         return self._loaded[1], self._loaded[2], self._loaded[3]
 
@@ -92,8 +99,10 @@ class PrivateGenerator:
         tok, model, prompt = self._load()
         max_new = min(self.settings.max_answer_tokens, prompt["max_new_tokens"])
         max_ctx = getattr(model.config, "max_position_embeddings", 2048)
-        messages, _ = fit_messages(tok, request.question, request.hits, self.settings.contact_fallback,
-                                   request.history, max_ctx - max_new, prompt["context_chunks"])
+        # the prompt as long as the model saw in training (a long context is slow on a CPU and unfamiliar to it)
+        budget = min(max_ctx - max_new, prompt.get("prompt_tokens") or max_ctx)
+        messages, shown = fit_messages(tok, request.question, request.hits, self.settings.contact_fallback,
+                                       request.history, budget, prompt["context_chunks"])
         ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         input_ids = ids["input_ids"][:, -(max_ctx - max_new):]
         streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
@@ -102,6 +111,15 @@ class PrivateGenerator:
                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         if self.settings.temperature > 0:
             kwargs["temperature"] = self.settings.temperature
+        if self.settings.private_grounded_decoding:
+            from transformers import LogitsProcessorList
+
+            from assistant.generators.grounding import GroundedFigures
+
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [GroundedFigures(tok, [h.chunk.text for h in shown], int(input_ids.shape[1]))])
+        if self.settings.private_prompt_lookup:
+            kwargs["prompt_lookup_num_tokens"] = self.settings.private_prompt_lookup
         thread = threading.Thread(target=lambda: torch.no_grad()(model.generate)(**kwargs), daemon=True)
         thread.start()
         parts = []

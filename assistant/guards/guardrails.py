@@ -91,7 +91,7 @@ class Guardrails:
         text = unwrap(c.text)
         if c.title and text.startswith(c.title):
             text = text[len(c.title):].strip()
-        citation = Citation(n=1, doc_id=c.doc_id, source=c.source, page=c.page, chunk_id=c.chunk_id,
+        citation = Citation(n=1, doc_id=c.doc_id, source=c.source, page=c.page, chunk_id=c.chunk_id, locator=c.locator,
                             score=round(best.score, 6), snippet=c.text[:400])
         return f"{text} [1]", [citation]
 

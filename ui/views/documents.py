@@ -7,10 +7,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from ingest.loaders import SUPPORTED
 from ingest.uploads import UploadRejected, forget_upload, ingest_uploads, save_upload
 from ui.resources import get_assistant, settings
 
-TYPES = ["pdf", "md", "markdown", "txt", "html", "htm", "csv", "jsonl"]
+TYPES = sorted(ext.lstrip(".") for ext in SUPPORTED)  # every type the ingest loaders read
 
 st.title("Documents")
 assistant = get_assistant()

@@ -1,0 +1,99 @@
+"""Grounded decoding for the private model: while it decodes, it cannot write a figure — amount, percentage, duration,
+date, phone or policy number — that the retrieved passages do not contain, nor cite a passage that does not exist.
+
+A transformers LogitsProcessor. Every figure is a run of digits (with `,` or `.` between digits); the runs of the
+passages are the allowed set. At each step the run being written is a prefix: a digit is allowed only if it extends
+the prefix towards an allowed run, and a non-digit only once the run is complete. After `[`, only the numbers of the
+passages shown ([1]..[k]) may follow. Tokenizers that split numbers into single digits (SmolLM2, Llama 3, the
+project's own) make this exact; a token that mixes digits with other characters is never allowed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+_RUN = re.compile(r"\d(?:[\d]|[.,](?=\d))*")
+_TAIL = re.compile(r"(\d[\d.,]*)$")
+_CITE = re.compile(r"\[\s*(\d*)$")
+
+
+def allowed_figures(texts: list[str]) -> set[str]:
+    """Every digit run of the passages, with and without its thousands separators ("2,000" and "2000")."""
+    runs: set[str] = set()
+    for t in texts:
+        for m in _RUN.finditer(t):
+            runs.add(m.group(0))
+            runs.add(m.group(0).replace(",", ""))
+    return runs
+
+
+class _Vocab:
+    """Per tokenizer, once: which token ids are single digits and which mix digits with other characters."""
+
+    _cache: dict[int, "_Vocab"] = {}
+
+    def __init__(self, tokenizer):
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        self.digit = {}  # "7" -> token id
+        mixed = []
+        for i, p in enumerate(pieces):
+            text = tokenizer.convert_tokens_to_string([p]) if p else ""
+            if text.isdigit() and len(text) == 1:
+                self.digit[text] = i
+            elif any(c.isdigit() for c in text):
+                mixed.append(i)
+        self.mixed = torch.tensor(mixed, dtype=torch.long)
+        self.digit_ids = torch.tensor(sorted(self.digit.values()), dtype=torch.long)
+        self.size = len(pieces)
+
+    @classmethod
+    def of(cls, tokenizer) -> "_Vocab":
+        key = id(tokenizer)
+        if key not in cls._cache:
+            cls._cache[key] = cls(tokenizer)
+        return cls._cache[key]
+
+
+class GroundedFigures:
+    """LogitsProcessor: figures only from `passages`, citations only [1]..[n_passages]."""
+
+    def __init__(self, tokenizer, passages: list[str], prompt_length: int, tail_tokens: int = 16):
+        self.tok, self.vocab = tokenizer, _Vocab.of(tokenizer)
+        self.allowed = allowed_figures(passages)
+        self.prefixes = {a[:i] for a in self.allowed for i in range(len(a) + 1)}
+        self.citations = {str(i) for i in range(1, len(passages) + 1)}
+        self.prompt_length, self.tail_tokens = prompt_length, tail_tokens
+        self.blocked = 0  # steps where the model's first choice was a figure it may not write
+
+    def _masks(self, tail: str) -> tuple[set[str], bool]:
+        """(digits allowed next, whether anything but a digit is allowed)."""
+        cite = _CITE.search(tail)
+        if cite:
+            done = cite.group(1)
+            return ({d for d in "0123456789" if any(c.startswith(done + d) for c in self.citations)},
+                    not done or done in self.citations)
+        m = _TAIL.search(tail)
+        prefix = m.group(1) if m else ""
+        if prefix and prefix[-1] in ".,":  # "EUR 300." ends a sentence; "2," may go on to "2,000"
+            body = prefix[:-1]
+            digits = {d for d in "0123456789" if prefix + d in self.prefixes}
+            return digits, body in self.allowed or not digits
+        digits = {d for d in "0123456789" if prefix + d in self.prefixes}
+        return digits, (not prefix) or prefix in self.allowed
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(input_ids.shape[0]):
+            tail = self.tok.decode(input_ids[row, max(self.prompt_length, input_ids.shape[1] - self.tail_tokens):])
+            digits, free = self._masks(tail)
+            banned = torch.zeros(scores.shape[1], dtype=torch.bool)
+            banned[self.vocab.mixed[self.vocab.mixed < scores.shape[1]]] = True
+            if not free:  # inside a figure that must go on: only its continuations
+                banned[:] = True
+            for d, i in self.vocab.digit.items():
+                banned[i] = d not in digits
+            if bool(banned[int(scores[row].argmax())]):
+                self.blocked += 1
+            scores[row, banned.to(scores.device)] = float("-inf")
+        return scores

@@ -1,0 +1,175 @@
+"""Solution B on open weights: the packaged SmolLM2-135M converted and checked, the whole life cycle on the
+test-smol preset, grounded decoding, and Solution A offline — the un-fine-tuned base behind `transformers serve`,
+reached by the hosted backend's own client."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import make_settings
+
+SMOL = "smollm2-135m"
+
+
+@pytest.fixture(scope="session")
+def smol_base():
+    """The packaged GGUF converted once into the session's base cache (ASSISTANT_BASES_DIR, set by conftest)."""
+    from assistant.settings import get_settings
+    from training.base import resolve
+
+    return resolve(SMOL, get_settings().bases_dir)
+
+
+@pytest.fixture(scope="session")
+def smol_run(tmp_path_factory, smol_base):
+    from training.__main__ import main
+    from training.registry import Registry
+
+    models = tmp_path_factory.mktemp("smol-models")
+    assert main(["--models-dir", str(models), "all", "--preset", "test-smol"]) == 0
+    reg = Registry(models)
+    (version,) = [v["version"] for v in reg.versions()]
+    return reg, version
+
+
+def test_packaged_base_is_converted_checked_and_recorded(smol_base):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert smol_base.licence == "Apache-2.0" and len(smol_base.sha256) == 64
+    conv = smol_base.conversion
+    assert conv["max_logit_diff"] < 1e-3 and conv["params"] > 130e6  # the saved folder gives the GGUF's logits
+    model = AutoModelForCausalLM.from_pretrained(smol_base.path)
+    tok = AutoTokenizer.from_pretrained(smol_base.path)
+    assert model.config.model_type == "llama" and "quantization_config" not in model.config.to_dict()
+    assert tok.eos_token == "<|im_end|>"
+    assert all(len(t.strip("Ġ")) <= 1 for t in tok.tokenize(" 2000 300") if any(c.isdigit() for c in t))
+
+
+def test_open_base_life_cycle_records_base_and_every_stage(smol_run, smol_base):
+    from transformers import AutoModelForCausalLM
+
+    from training.__main__ import main
+
+    reg, version = smol_run
+    meta = reg.metadata(version)
+    assert meta["status"] == "ready" and meta["base"]["name"] == SMOL
+    assert meta["base"]["licence"] == "Apache-2.0" and meta["base"]["sha256"] == smol_base.sha256
+    stages = json.loads((reg.path(version) / "stages.json").read_text())
+    assert stages["tokenizer"]["metrics"]["vocab_size"] == 49152  # the base's own tokenizer was kept
+    pre = stages["pretrain"]["metrics"]
+    assert pre["base"] == SMOL and pre["trainable_params"] < pre["params"] / 5  # top 2 of 30 layers
+    assert pre["general_loss_before"] > 0 and "general_forgetting" in pre
+    ppl = stages["eval"]["metrics"]["heldout"]
+    assert set(ppl) == {"base", "pretrain", "sft", "aligned"} and all(v["perplexity"] > 1 for v in ppl.values())
+    assert "base-rag" in stages["eval"]["metrics"]["rag"]  # the un-fine-tuned base with the same prompt beside it
+    card = (reg.path(version) / "report.md").read_text()
+    assert "pretrain" in card and "aligned" in card
+    model = AutoModelForCausalLM.from_pretrained(reg.path(version) / "model")
+    assert model.config.num_hidden_layers == 30
+    assert main(["--models-dir", str(reg.dir), "models", "show", version]) == 0
+
+
+def test_fine_tuned_version_loads_in_peft_and_answers_through_the_pipeline(smol_run, kb_store_dir, embedder):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from assistant.pipeline import Assistant
+
+    reg, version = smol_run
+    model = AutoModelForCausalLM.from_pretrained(reg.path(version) / "model")
+    lora = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    assert 0 < sum(p.numel() for p in lora.parameters() if p.requires_grad) < 1e6
+    prompt_file = json.loads((reg.path(version) / "model" / "assistant_prompt.json").read_text())
+    s = make_settings(kb_store_dir, models_dir=reg.dir, max_answer_tokens=16)
+    ans = Assistant(s, embedder=embedder).ask("How long is the cooling-off period for life insurance?", backend="private")
+    assert ans.backend == "private" and ans.usage["completion_tokens"] <= 16
+    assert ans.usage["prompt_tokens"] <= prompt_file["prompt_tokens"]  # fitted as in training
+
+
+def test_grounded_decoding_only_writes_the_passages_figures(smol_base):
+    """Left alone, the base counts past the passages' figures; with the processor it cannot write one they lack."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    from assistant.generators.grounding import GroundedFigures, allowed_figures
+
+    tok = AutoTokenizer.from_pretrained(smol_base.path)
+    model = AutoModelForCausalLM.from_pretrained(smol_base.path).eval()
+    passages = ["The deductible is EUR 300 per claim and the limit is EUR 2,000.", "Report a theft within 24 hours."]
+    messages = [{"role": "user", "content": "Count from 1 to 30, separated by commas."}]
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+
+    def generate(processors=None):
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=40,
+                                 do_sample=False, logits_processor=processors, pad_token_id=tok.pad_token_id)
+        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+    allowed = allowed_figures(passages)
+    free = generate()
+    assert set(re.findall(r"\d+", free)) - allowed  # the base writes figures the passages do not have
+    processor = GroundedFigures(tok, passages, ids.shape[1])
+    grounded = generate(LogitsProcessorList([processor]))
+    assert set(re.findall(r"\d+(?:,\d+)*", grounded)) <= allowed, grounded
+    assert processor.blocked > 0
+
+
+def test_grounded_decoding_allows_only_existing_citations(smol_base):
+    from transformers import AutoTokenizer
+
+    from assistant.generators.grounding import GroundedFigures
+
+    tok = AutoTokenizer.from_pretrained(smol_base.path)
+    p = GroundedFigures(tok, ["The excess is EUR 300.", "Call 0800 123 456."], prompt_length=0)
+    assert p._masks("see [") == ({"1", "2"}, True)
+    assert p._masks("EUR 3")[0] == {"0"} and p._masks("EUR 3")[1] is False  # "3" is not a figure: go on
+    assert p._masks("EUR 300") == (set(), True)
+    assert p._masks("EUR 300.")[1] is True  # the end of a sentence
+    assert p._masks("Call 08")[0] == {"0"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_hosted_backend_against_a_real_transformers_server_of_the_base(smol_base, kb_store_dir, embedder):
+    """Solution A offline: `transformers serve` (an existing OpenAI-compatible server) serving the un-fine-tuned base,
+    reached by the hosted backend's client with the full RAG prompt and every rail."""
+    from assistant.pipeline import Assistant
+
+    port = _free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "transformers")
+    proc = subprocess.Popen([exe, "serve", smol_base.path, "--host", "127.0.0.1", "--port", str(port), "--device",
+                             "cpu"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    pytest.fail(f"transformers serve did not start: {proc.stdout.read().decode()[-2000:]}")
+                time.sleep(1)
+        s = make_settings(kb_store_dir, hosted_base_url=f"http://127.0.0.1:{port}/v1", hosted_model=smol_base.path,
+                          max_answer_tokens=24)
+        assistant = Assistant(s, embedder=embedder)
+        assert assistant.backends()["hosted"] == (True, "")
+        ans = assistant.ask("How long is the cooling-off period for life insurance?", backend="hosted")
+        assert ans.backend == "hosted"
+        assert 0 < ans.usage["completion_tokens"] <= 24 and ans.usage["prompt_tokens"] > 200  # the RAG prompt went
+        assert ans.answer  # an answer, or the output rail's refusal of an ungrounded one
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
