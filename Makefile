@@ -51,9 +51,11 @@ serve: decide  ## the OpenAI-compatible HTTP API on http://127.0.0.1:8000 (needs
 test: install browser ocr  ## the whole test suite
 	$(PY) -m pytest -q
 
-bench: decide browser  ## every benchmark (retrieval needs ../shared/data/insuranceqa)
+bench: decide browser ocr  ## every benchmark (retrieval needs ../shared/data/insuranceqa)
 	$(PY) bench/ingest.py
+	$(PY) bench/ingest_formats.py
 	$(PY) bench/answers.py
+	$(PY) bench/private_decoding.py
 	$(PY) bench/redteam.py
 	$(PY) bench/ui_latency.py
 	$(PY) bench/api_load.py

@@ -467,6 +467,7 @@ class KnowledgeStore:
               embeddings_for: set[str] = frozenset()) -> dict[str, tuple[Chunk, np.ndarray | None]]:
         """Chunks by id from the given audiences' collections, with their vectors for the ids in `embeddings_for`."""
         out: dict[str, tuple[Chunk, np.ndarray | None]] = {}
+        chunk_ids = list(dict.fromkeys(chunk_ids))  # Chroma refuses a repeated id (an answer citing [1] twice)
         if not chunk_ids:
             return out
         # One round trip per collection: asking for the vectors too is cheaper than a second get.

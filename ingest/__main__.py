@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[red]failed[/] {path}: {reason}")
         for doc_id, line in summary.flagged:
             console.print(f"[yellow]flagged[/] {doc_id}: instruction-like text (neutralized when answering): {line!r}")
+        for doc_id, warning in summary.warnings:
+            console.print(f"[yellow]warning[/] {doc_id}: {warning}")
         if not summary.ok:
             rc = 1
 

@@ -222,8 +222,9 @@ class Ingestor:
             for t in targets:
                 if self.store.manifest.get(t):
                     ids.append(t)
-                else:
-                    ids += self.store.manifest.by_path(t) or self.store.manifest.by_path(path_id(Path(t)))
+                # a file's path names all its documents (an export's rows, an e-mail's attachments)
+                ids += self.store.manifest.by_path(t) or self.store.manifest.by_path(path_id(Path(t)))
+            ids = list(dict.fromkeys(ids))
             if ids:
                 self.store.delete_documents(ids)
                 self.store.refresh_bm25()

@@ -110,11 +110,15 @@ def test_scanned_page_is_read_by_ocr_with_its_confidence(tmp_path):
 
     f = tmp_path / "scan.pdf"
     office_kb.scanned_endorsement(f, tmp_path / "truth.txt")
+    from ingest.loaders import load_file
+
     chunks = _chunks(f, ocr_dpi=200)
     text = "\n".join(c.text for c in chunks)
     assert "within 4 hours" in text and "15 years old" in text
     assert all(c.page == 1 and c.meta["ocr_confidence"] > 80 for c in chunks)
-    assert character_error_rate((tmp_path / "truth.txt").read_text(), text) < 0.05
+    (doc,) = load_file(f, make_settings(tmp_path / "s", ocr_dpi=200))
+    ocr = "\n".join(s.text for s in doc.sections)  # the page as read, without the chunks' title breadcrumb
+    assert character_error_rate((tmp_path / "truth.txt").read_text(), ocr) < 0.05
 
 
 @needs_ocr
@@ -136,7 +140,9 @@ def test_mixed_pdf_is_read_page_by_page(tmp_path):
     assert all(("ocr_confidence" in c.meta) == (c.page == 2) for c in chunks)
 
 
-def test_without_the_ocr_engine_a_scan_is_a_clear_error(tmp_path):
+def test_without_the_ocr_engine_a_scan_is_a_clear_error_and_a_mixed_pdf_keeps_its_text(tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
     from ingest.loaders import LoadError, load_file
 
     scan = tmp_path / "scan.pdf"
@@ -144,6 +150,14 @@ def test_without_the_ocr_engine_a_scan_is_a_clear_error(tmp_path):
     s = make_settings(tmp_path / "s", ocr_command="no-such-tesseract")
     with pytest.raises(LoadError, match="no text layer.*OCR engine is not installed.*tesseract-ocr"):
         load_file(scan, s)
+    writer = PdfWriter()
+    for p in (make_pdf(tmp_path / "text.pdf", ["A page with a text layer about the EUR 250 excess."]), scan):
+        writer.append(PdfReader(p))
+    with (tmp_path / "mixed.pdf").open("wb") as fh:
+        writer.write(fh)
+    (doc,) = load_file(tmp_path / "mixed.pdf", s)
+    assert {sec.page for sec in doc.sections} == {1}
+    assert "pages [2] have no text layer" in doc.extra["warnings"][0] and "tesseract" in doc.extra["warnings"][0]
 
 
 def test_pdf_tables_are_rows_with_headers_beside_the_running_text(tmp_path):

@@ -112,6 +112,7 @@ class TrainConfig(Strict):
     sft_replay_share: float = 0.25  # raw insurance text mixed into SFT batches against forgetting
     sft_context_chunks: int = 2  # retrieved chunks per training prompt (what fits the model's context)
     sft_max_examples: int | None = None  # cap the built examples (the test preset)
+    sft_sentence_questions: int = 0  # templated questions per public chunk from its figure-stating sentences
     align: AlignConfig = AlignConfig()
     eval: EvalConfig = EvalConfig()
     estimate: dict | None = None  # design-1b: the documented cost of the full-size run
@@ -163,7 +164,9 @@ PRESETS: dict[str, dict] = {
                       checkpoint_every=30, weight_decay=0.0),
         sft=dict(steps=150, batch_size=4, seq_len=448, lr=1e-4, warmup_steps=10, eval_every=50, eval_batches=4,
                  checkpoint_every=50, weight_decay=0.0),
-        sft_replay_share=0.0, sft_context_chunks=2,
+        # one templated question per public chunk beside the headings and FAQs: 171 examples were learnt by heart
+        # (train loss 0.03) and answered 25% of eval.jsonl with a right citation
+        sft_replay_share=0.0, sft_context_chunks=2, sft_sentence_questions=1,
         align=dict(steps=30, batch_size=2, lr=5e-6),
         eval=dict(max_questions=30, max_new_tokens=64, heldout_batches=8),
     ),

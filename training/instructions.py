@@ -85,6 +85,33 @@ def kb_questions(kb_dir: Path, store, exclude: set[str]) -> list[str]:
     return [q for q in dict.fromkeys(q.strip() for q in qs if q.strip()) if _norm(q) not in excluded]
 
 
+def sentence_questions(store, per_chunk: int, seed: int, exclude: set[str]) -> list[str]:
+    """Questions a customer could ask of single facts: up to `per_chunk` per public chunk, from its sentences that
+    state a figure (the answerability synthesizer's templates), so SFT sees many more grounded facts than the
+    headings alone give."""
+    import numpy as np
+
+    from assistant.answerability import candidates, passage_parts
+    from assistant.schema import Chunk, Hit
+    from training.answerability import content_words, questions_for
+
+    got = store.collections["public"].get(include=["documents", "metadatas"])
+    chunks = [Chunk.from_store(i, t, m) for i, t, m in zip(got["ids"], got["documents"], got["metadatas"])]
+    units = [(passage_parts(c)[0], e.sentence) for c in chunks for e in candidates([Hit(c, 0.0, 0.0)])]
+    df: dict[str, int] = {}
+    for _, sent in units:
+        for w in set(content_words(sent)):
+            df[w] = df.get(w, 0) + 1
+    idf = {w: float(np.log((1 + len(units)) / (1 + n))) for w, n in df.items()}
+    rng, excluded, out = random.Random(seed), {_norm(q) for q in exclude}, []
+    for c in sorted(chunks, key=lambda c: c.chunk_id):
+        header = passage_parts(c)[0]
+        facts = [e.sentence for e in candidates([Hit(c, 0.0, 0.0)]) if re.search(r"\d", e.sentence)]
+        for sent in rng.sample(facts, min(per_chunk, len(facts))):
+            out += [q for q in questions_for(sent, header, idf, rng, 1) if _norm(q) not in excluded]
+    return list(dict.fromkeys(out))
+
+
 def _norm(q: str) -> str:
     return " ".join(re.findall(r"\w+", q.lower()))
 
@@ -182,14 +209,32 @@ COMPLY = [
 ]
 
 
+def swap_figure(answer: str, context: str, rng: random.Random) -> str | None:
+    """The answer with one of its figures replaced by another figure of the context: the mistake a small model
+    makes (the home deductible's EUR 250 for the car's EUR 300), which the output rail cannot always see."""
+    said = _FIGURE.findall(answer)
+    others = sorted(set(_FIGURE.findall(context)) - set(said))
+    if not said or not others:
+        return None
+    old = rng.choice(said)
+    return answer.replace(old, rng.choice(others), 1)
+
+
+_FIGURE = re.compile(r"\d[\d,.]*\d|\d")
+
+
 def preference_pairs(examples: list[Example], rng: random.Random) -> list[dict]:
-    """(prompt messages, chosen, rejected): grounded vs invented, refusal vs compliance, no promises of approval."""
+    """(prompt messages, chosen, rejected): grounded vs another passage's figure or invented numbers and promises,
+    refusal vs compliance."""
     pairs = []
     for e in examples:  # Example objects or their saved dicts
         e = e if isinstance(e, dict) else e.__dict__
         if e["kind"] in ("grounded", "multi_turn"):
-            rejected = corrupt(e["answer"], rng)
-            pairs.append({"messages": e["messages"], "chosen": e["answer"], "rejected": rejected, "kind": "hallucination"})
+            context = " ".join(m["content"] for m in e["messages"] if m["role"] == "user")
+            swapped = swap_figure(e["answer"], context, rng) if rng.random() < 0.6 else None
+            rejected = swapped or corrupt(e["answer"], rng)
+            pairs.append({"messages": e["messages"], "chosen": e["answer"], "rejected": rejected,
+                          "kind": "wrong_figure" if swapped else "hallucination"})
         else:
             pairs.append({"messages": e["messages"], "chosen": e["answer"], "rejected": rng.choice(COMPLY), "kind": e["kind"]})
     return pairs

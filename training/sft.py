@@ -15,7 +15,7 @@ import torch
 
 from training.config import ROOT, TrainConfig
 from training.data import DataError, read_jsonl
-from training.instructions import ExampleBuilder, kb_questions, save_jsonl
+from training.instructions import ExampleBuilder, kb_questions, save_jsonl, sentence_questions
 from training.model import freeze_lower_layers
 from training.pretrain import pack
 from training.trainer import barrier, init_distributed, is_main, resolve_device, train
@@ -100,7 +100,10 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
         settings, store, retriever, teacher = rag_components(cfg, out / "store")
         builder = ExampleBuilder(store, retriever, teacher, tok, settings, budget, cfg.sft_context_chunks, cfg.seed)
         held_out = eval_questions(cfg)
-        examples = builder.build(kb_questions(kb_dirs(cfg)[0], store, exclude=held_out), exclude=held_out)
+        questions = kb_questions(kb_dirs(cfg)[0], store, exclude=held_out)
+        if cfg.sft_sentence_questions:
+            questions += sentence_questions(store, cfg.sft_sentence_questions, cfg.seed, held_out)
+        examples = builder.build(questions, exclude=held_out)
         if cfg.sft_max_examples:
             examples = examples[: cfg.sft_max_examples]
         if not examples:

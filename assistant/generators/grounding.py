@@ -59,9 +59,10 @@ class _Vocab:
 class GroundedFigures:
     """LogitsProcessor: figures only from `passages`, citations only [1]..[n_passages]."""
 
-    def __init__(self, tokenizer, passages: list[str], prompt_length: int, tail_tokens: int = 16):
+    def __init__(self, tokenizer, passages: list[str], prompt_length: int, tail_tokens: int = 16,
+                 extra: list[str] = ()):
         self.tok, self.vocab = tokenizer, _Vocab.of(tokenizer)
-        self.allowed = allowed_figures(passages)
+        self.allowed = allowed_figures([*passages, *extra])  # extra: other text of the prompt it may repeat
         self.prefixes = {a[:i] for a in self.allowed for i in range(len(a) + 1)}
         self.citations = {str(i) for i in range(1, len(passages) + 1)}
         self.prompt_length, self.tail_tokens = prompt_length, tail_tokens

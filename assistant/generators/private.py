@@ -117,7 +117,9 @@ class PrivateGenerator:
             from assistant.generators.grounding import GroundedFigures
 
             kwargs["logits_processor"] = LogitsProcessorList(
-                [GroundedFigures(tok, [h.chunk.text for h in shown], int(input_ids.shape[1]))])
+                # the passages' figures, and the contact channel's (the prompt gives it for refusals)
+                [GroundedFigures(tok, [h.chunk.text for h in shown], int(input_ids.shape[1]),
+                                 extra=[self.settings.contact_fallback])])
         if self.settings.private_prompt_lookup:
             kwargs["prompt_lookup_num_tokens"] = self.settings.private_prompt_lookup
         thread = threading.Thread(target=lambda: torch.no_grad()(model.generate)(**kwargs), daemon=True)
