@@ -1,7 +1,7 @@
 """The private model's decoding, side by side in one run: grounded decoding on/off, prompt-lookup
 decoding and int8 dynamic quantization.
 
-    python bench/private_decoding.py [--model DIR] [--n 24] [--store DIR] [--modes grounded,free,grounded+lookup]
+    python bench/private_decoding.py [--model DIR] [--n 24] [--store DIR] [--modes grounded,grounded+lookup,free,grounded+int8]
 
 For the public questions of the customer-voice test split (every k-th, --n of them), the passages the real hybrid
 retriever finds go to the in-process private backend (the promoted version unless --model), streaming. Per mode:
@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 MODES = {"grounded": dict(private_grounded_decoding=True, private_prompt_lookup=0),
-         "free": dict(private_grounded_decoding=False, private_prompt_lookup=0),
          "grounded+lookup": dict(private_grounded_decoding=True, private_prompt_lookup=10),
+         "free": dict(private_grounded_decoding=False, private_prompt_lookup=0),
          "grounded+int8": dict(private_grounded_decoding=True, private_prompt_lookup=0, private_int8=True)}
 
 
@@ -88,12 +88,13 @@ def main() -> None:
             if n > 1 and t_first:
                 per_token.append((t_end - t_first) * 1000 / (n - 1))
             cited += bool(re.search(r"\[\d+\]", answer))
-            shown = [h.chunk.text for h in req.hits[: prompt["context_chunks"]]]
+            # what the model was shown: the passages and the contact channel it gives when it declines
+            shown = [h.chunk.text for h in req.hits[: prompt["context_chunks"]]] + [settings.contact_fallback]
             said = allowed_figures([re.sub(r"\[\d+\]", " ", answer)])
             bad += len({f for f in said if "," not in f} - allowed_figures(shown))
         tpt = float(np.median(per_token)) if per_token else float("nan")
         sixty = [f + 59 * tpt for f in first]
-        print(f"\n[{mode}]")
+        print(f"\n[{mode}]" + (" (the default)" if mode == "grounded+lookup" else ""))
         print(f"  first token p50 / p95      : {np.percentile(first, 50):.0f} / {np.percentile(first, 95):.0f} ms")
         print(f"  whole answer p50 / p95     : {np.percentile(whole, 50):.0f} / {np.percentile(whole, 95):.0f} ms "
               f"(mean {np.mean(n_tokens):.0f} new tokens)")
