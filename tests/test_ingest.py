@@ -74,13 +74,13 @@ def test_corrupt_and_unknown_files_are_reported_and_skipped(tmp_path, ingestor, 
     docs = tmp_path / "docs"
     make_pdf(docs / "good.pdf", PAGES)
     (docs / "corrupt.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\ngarbage without xref")
-    (docs / "notes.docx").write_bytes(b"PK\x03\x04 not really a docx")
+    (docs / "notes.pages").write_bytes(b"PK\x03\x04 an Apple Pages file")
     (docs / "empty.txt").write_text("   ")
     summary = ingestor.ingest([docs])
     failed = dict(summary.failed)
     assert len(summary.added) == 1 and not summary.ok
     assert "corrupt" in failed[str(docs / "corrupt.pdf")].lower() or "pdf" in failed[str(docs / "corrupt.pdf")].lower()
-    assert "unsupported file type" in failed[str(docs / "notes.docx")]
+    assert "unsupported file type" in failed[str(docs / "notes.pages")]
     assert "empty" in failed[str(docs / "empty.txt")]
     assert store.count() == len(store.chunks_of(summary.added[0]))
 
