@@ -19,13 +19,16 @@ _TAIL = re.compile(r"(\d[\d.,]*)$")
 _CITE = re.compile(r"\[\s*(\d*)$")
 
 
-def allowed_figures(texts: list[str]) -> set[str]:
-    """Every digit run of the passages, with and without its thousands separators ("2,000" and "2000")."""
+def allowed_figures(texts: list[str], variants: bool = True) -> set[str]:
+    """Every digit run of the passages, with (variants) and without its thousands separators removed ("2,000" and
+    "2000"). The decoder gets the runs exactly as written: the output rail compares figures as written, and "EUR 1500"
+    for a passage's "EUR 1,500" would be refused there."""
     runs: set[str] = set()
     for t in texts:
         for m in _RUN.finditer(t):
             runs.add(m.group(0))
-            runs.add(m.group(0).replace(",", ""))
+            if variants:
+                runs.add(m.group(0).replace(",", ""))
     return runs
 
 
@@ -62,7 +65,7 @@ class GroundedFigures:
     def __init__(self, tokenizer, passages: list[str], prompt_length: int, tail_tokens: int = 16,
                  extra: list[str] = ()):
         self.tok, self.vocab = tokenizer, _Vocab.of(tokenizer)
-        self.allowed = allowed_figures([*passages, *extra])  # extra: other text of the prompt it may repeat
+        self.allowed = allowed_figures([*passages, *extra], variants=False)  # extra: other text it may repeat
         self.prefixes = {a[:i] for a in self.allowed for i in range(len(a) + 1)}
         self.citations = {str(i) for i in range(1, len(passages) + 1)}
         self.prompt_length, self.tail_tokens = prompt_length, tail_tokens
