@@ -150,13 +150,19 @@ def excel_premiums(path: Path) -> None:
     wb.save(path)
 
 
-def benefit_schedule(path: Path) -> None:
+def _pdf(title: str):
+    """An A4 PDF with a fixed creation date (reproducible bytes) and its title, on its first page."""
     from fpdf import FPDF
 
     pdf = FPDF(format="A4")
     pdf.set_creation_date(WHEN)
-    pdf.set_title("Health Insurance Benefit Schedule 2026")
+    pdf.set_title(title)
     pdf.add_page()
+    return pdf
+
+
+def benefit_schedule(path: Path) -> None:
+    pdf = _pdf("Health Insurance Benefit Schedule 2026")
     pdf.set_font("Helvetica", "B", 14)
     pdf.cell(0, 10, "Health Insurance Benefit Schedule 2026", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
@@ -176,7 +182,6 @@ def benefit_schedule(path: Path) -> None:
 
 def scanned_endorsement(path: Path, truth: Path) -> None:
     """One A4 page as a 200-dpi greyscale image (slightly rotated, speckled): no text layer at all."""
-    from fpdf import FPDF
     from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
     w, h = 1654, 2339  # A4 at 200 dpi
@@ -194,10 +199,7 @@ def scanned_endorsement(path: Path, truth: Path) -> None:
     img = img.rotate(0.4, resample=Image.BICUBIC, fillcolor=250).filter(ImageFilter.GaussianBlur(0.6))
     buf = io.BytesIO()
     img.save(buf, format="PNG")
-    pdf = FPDF(format="A4")
-    pdf.set_creation_date(WHEN)
-    pdf.set_title("Home Emergency Cover Endorsement HE-2019 (scanned)")
-    pdf.add_page()
+    pdf = _pdf("Home Emergency Cover Endorsement HE-2019 (scanned)")
     pdf.image(buf, x=0, y=0, w=210, h=297)
     pdf.output(str(path))
     truth.parent.mkdir(parents=True, exist_ok=True)
@@ -205,12 +207,7 @@ def scanned_endorsement(path: Path, truth: Path) -> None:
 
 
 def email_with_attachment(path: Path) -> None:
-    from fpdf import FPDF
-
-    pdf = FPDF(format="A4")
-    pdf.set_creation_date(WHEN)
-    pdf.set_title("How to upload evidence in My Brightwater")
-    pdf.add_page()
+    pdf = _pdf("How to upload evidence in My Brightwater")
     pdf.set_font("Helvetica", "", 11)
     pdf.multi_cell(0, 6, GUIDE)
     msg = EmailMessage()
