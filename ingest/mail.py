@@ -38,15 +38,18 @@ def load_eml(path: Path, raw: bytes, settings) -> list[LoadedDoc]:
         name = part.get_filename() or "attachment"
         data = part.get_payload(decode=True) or b""
         where = f"{path.name} › {name}"
+        # the ingest summary prints a document's "warnings": a skipped attachment is reported there
+        warnings = docs[0].extra.setdefault("warnings", [])
         if Path(name).suffix.lower() not in SUPPORTED or Path(name).suffix.lower() == ".eml":
-            docs[0].extra.setdefault("skipped_attachments", []).append(f"{name}: unsupported type")
+            warnings.append(f"attachment {name}: unsupported type")
             continue
         try:
             for sub in load_bytes(Path(name), data, settings):
-                sub.doc_id = f"{path_id(path)}›{name}" + (sub.doc_id.split("#", 1)[1:] and f"#{sub.doc_id.split('#', 1)[1]}" or "")
+                row = sub.doc_id.partition("#")[2]  # a CSV/JSONL attachment's rows keep their ids
+                sub.doc_id = f"{path_id(path)}›{name}" + (f"#{row}" if row else "")
                 sub.path, sub.source = path_id(path), where
                 sub.title = sub.title or name
                 docs.append(sub)
         except LoadError as e:  # one bad attachment is reported; the message and the others are kept
-            docs[0].extra.setdefault("skipped_attachments", []).append(f"{name}: {e}")
+            warnings.append(f"attachment {name}: {e}")
     return docs

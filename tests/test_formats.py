@@ -101,7 +101,7 @@ def test_a_broken_attachment_is_reported_and_the_message_kept(tmp_path):
     f = tmp_path / "pack.eml"
     f.write_bytes(msg.as_bytes())
     docs = load_file(f, make_settings(tmp_path / "s"))
-    assert len(docs) == 1 and "pack.docx" in docs[0].extra["skipped_attachments"][0]
+    assert len(docs) == 1 and "pack.docx" in docs[0].extra["warnings"][0]
 
 
 @needs_ocr
