@@ -68,6 +68,10 @@ def test_open_base_life_cycle_records_base_and_every_stage(smol_run, smol_base):
     pre = stages["pretrain"]["metrics"]
     assert pre["base"] == SMOL and pre["trainable_params"] < pre["params"] / 5  # top 2 of 30 layers
     assert pre["general_loss_before"] > 0 and "general_forgetting" in pre
+    # DPO learns from the SFT model's own failures as served (a 4-step model still declines what it could answer)
+    al = stages["align"]["metrics"]
+    assert al["own_failures"]["asked"] == 3 and al["own_failures"]["failures"] >= 1
+    assert al["pairs_by_kind"]["own_failure"] == al["own_failures"]["failures"]
     ppl = stages["eval"]["metrics"]["heldout"]
     assert set(ppl) == {"base", "pretrain", "sft", "aligned"} and all(v["perplexity"] > 1 for v in ppl.values())
     assert "base-rag" in stages["eval"]["metrics"]["rag"]  # the un-fine-tuned base with the same prompt beside it
@@ -135,6 +139,13 @@ def test_grounded_decoding_allows_only_existing_citations(smol_base):
     assert p._masks("EUR 300") == (set(), True)
     assert p._masks("EUR 300.")[1] is True  # the end of a sentence
     assert p._masks("Call 08")[0] == {"0"}
+    # a figure with separators is written whole: no "18" cut out of "18:00", no "EUR 2" left of "EUR 2,000"
+    q = GroundedFigures(tok, ["Open 9:00-18:00.", "The limit is EUR 2,000."], prompt_length=0)
+    assert q._masks("open until 18") == ({":"}, False)
+    assert q._masks("EUR 2") == ({","}, False) and q._masks("EUR 2,")[0] == {"0"}
+    assert q._masks("EUR 2,000") == ({"."} if "2,000." in q.prefixes else set(), True)
+    assert q._masks("EUR 2,000.")[1] is True  # the end of a sentence
+    assert q._masks("at 1") == ({"8"}, False)  # "13" is in no passage, "1" alone neither
 
 
 def _free_port() -> int:

@@ -1,6 +1,7 @@
 """Stage 5 — alignment: the rules against hallucination and unsafe answers as preference pairs, trained with TRL's
-DPOTrainer (sigmoid DPO plus an NLL term on the chosen answer). Reports the preference margin and accuracy before
-and after on held-out pairs.
+DPOTrainer (sigmoid DPO plus an NLL term on the chosen answer). Beside the synthetic pairs, the SFT model's own
+failures as served (training/own_failures.py). Reports the preference margin and accuracy before and after on
+held-out pairs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from training.config import TrainConfig
 from training.data import read_jsonl
 from training.instructions import preference_pairs, save_jsonl
+from training import own_failures
 from training.model import freeze_lower_layers
 
 
@@ -57,10 +59,16 @@ def run(cfg: TrainConfig, sft_dir: Path, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     ac = cfg.align
     rng = random.Random(cfg.seed)
-    pairs = preference_pairs(read_jsonl(sft_dir / "examples.jsonl"), rng)
+    examples = read_jsonl(sft_dir / "examples.jsonl")
+    pairs = preference_pairs(examples, rng)
     rng.shuffle(pairs)
     n_val = min(ac.eval_pairs, max(4, len(pairs) // 10))
     val, train = pairs[:n_val], pairs[n_val:]
+    failures, failure_stats = own_failures.collect(cfg, sft_dir, examples, ac.own_failures, rng) if ac.own_failures else ([], {})
+    # the model's own failures are all trained on; synthetic pairs fill what the step budget sees beside them
+    seen = ac.steps * ac.batch_size
+    train = failures + train[: max(seen - len(failures), 0)] if len(failures) + len(train) > seen else failures + train
+    pairs += failures
     save_jsonl(out / "pairs.jsonl", pairs)
 
     model_dir = sft_dir / "model"
@@ -94,7 +102,8 @@ def run(cfg: TrainConfig, sft_dir: Path, out: Path) -> dict:
     for p in pairs:
         kinds[p["kind"]] = kinds.get(p["kind"], 0) + 1
     return {
-        "pairs": len(pairs), "pairs_by_kind": kinds, "steps": ac.steps, "train_loss": round(result.training_loss, 4),
+        "pairs": len(pairs), "pairs_by_kind": kinds, "trained_pairs": len(train), "own_failures": failure_stats,
+        "steps": ac.steps, "train_loss": round(result.training_loss, 4),
         "final_logged_loss": logs[-1]["loss"] if logs else None,
         "heldout_margin_before": before["margin"], "heldout_margin_after": after["margin"],
         "prefers_chosen_before": before["prefers_chosen"], "prefers_chosen_after": after["prefers_chosen"],

@@ -1,9 +1,10 @@
 """Grounded decoding for the private model: while it decodes, it cannot write a figure — amount, percentage, duration,
 date, phone or policy number — that the retrieved passages do not contain, nor cite a passage that does not exist.
 
-A transformers LogitsProcessor. Every figure is a run of digits (with `,` or `.` between digits); the runs of the
-passages are the allowed set. At each step the run being written is a prefix: a digit is allowed only if it extends
-the prefix towards an allowed run, and a non-digit only once the run is complete. After `[`, only the numbers of the
+A transformers LogitsProcessor. Every figure is a run of digits (with `,`, `.` or `:` between digits: "2,000",
+"13:00"); the runs of the passages are the allowed set. At each step the run being written is a prefix: a digit or a
+separator is allowed only if it extends the prefix towards an allowed run, anything else only once the run is
+complete. So "20" cannot be cut out of a passage's "20:00" or "2,000", nor "13, 00" pieced together. After `[`, only the numbers of the
 passages shown ([1]..[k]) may follow. Tokenizers that split numbers into single digits (SmolLM2, Llama 3, the
 project's own) make this exact; a token that mixes digits with other characters is never allowed.
 """
@@ -14,8 +15,9 @@ import re
 
 import torch
 
-_RUN = re.compile(r"\d(?:[\d]|[.,](?=\d))*")
-_TAIL = re.compile(r"(\d[\d.,]*)$")
+_RUN = re.compile(r"\d(?:\d|[.,:](?=\d))*")
+_TAIL = re.compile(r"(\d[\d.,:]*)$")
+_SEPARATORS = ".,:"
 _CITE = re.compile(r"\[\s*(\d*)$")
 
 
@@ -39,11 +41,11 @@ class _Vocab:
 
     def __init__(self, tokenizer):
         pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        self.digit = {}  # "7" -> token id
+        self.digit = {}  # "7" -> token id, and the separators: "," -> token id
         mixed = []
         for i, p in enumerate(pieces):
             text = tokenizer.convert_tokens_to_string([p]) if p else ""
-            if text.isdigit() and len(text) == 1:
+            if (text.isdigit() or text in _SEPARATORS) and len(text) == 1:
                 self.digit[text] = i
             elif any(c.isdigit() for c in text):
                 mixed.append(i)
@@ -72,7 +74,7 @@ class GroundedFigures:
         self.blocked = 0  # steps where the model's first choice was a figure it may not write
 
     def _masks(self, tail: str) -> tuple[set[str], bool]:
-        """(digits allowed next, whether anything but a digit is allowed)."""
+        """(digits and separators allowed next, whether anything else is allowed)."""
         cite = _CITE.search(tail)
         if cite:
             done = cite.group(1)
@@ -80,12 +82,13 @@ class GroundedFigures:
                     not done or done in self.citations)
         m = _TAIL.search(tail)
         prefix = m.group(1) if m else ""
-        if prefix and prefix[-1] in ".,":  # "EUR 300." ends a sentence; "2," may go on to "2,000"
-            body = prefix[:-1]
-            digits = {d for d in "0123456789" if prefix + d in self.prefixes}
-            return digits, body in self.allowed or not digits
-        digits = {d for d in "0123456789" if prefix + d in self.prefixes}
-        return digits, (not prefix) or prefix in self.allowed
+        nxt = {c for c in "0123456789" + _SEPARATORS if prefix + c in self.prefixes}
+        if not prefix:
+            return nxt - set(_SEPARATORS), True
+        if prefix[-1] in _SEPARATORS:  # "EUR 300." ends a sentence; "2," may go on to "2,000"
+            digits = nxt - set(_SEPARATORS)
+            return digits, prefix[:-1] in self.allowed or not digits
+        return nxt, prefix in self.allowed
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for row in range(input_ids.shape[0]):
@@ -96,7 +99,7 @@ class GroundedFigures:
             if not free:  # inside a figure that must go on: only its continuations
                 banned[:] = True
             for d, i in self.vocab.digit.items():
-                banned[i] = d not in digits
+                banned[i] = d not in digits and (d not in _SEPARATORS or not free)
             if bool(banned[int(scores[row].argmax())]):
                 self.blocked += 1
             scores[row, banned.to(scores.device)] = float("-inf")
