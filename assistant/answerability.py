@@ -149,9 +149,12 @@ ANSWER_TYPES = (
 )
 
 
-def features(question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap: float = 0.0) -> dict[str, float]:
-    """What the calibrated decision reads; `evidence` scored by the cross-encoder; `gap` from internal_gap()."""
+def features(question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap: float = 0.0,
+             internal: list[Evidence] = ()) -> dict[str, float]:
+    """What the calibrated decision reads; `evidence` scored by the cross-encoder; `gap` from internal_gap();
+    `internal`: the best internal passage's sentences, scored (a customer's question only)."""
     logits = sorted((e.logit for e in evidence if e.logit is not None), reverse=True) or [-10.0]
+    internal_best = max((e.logit for e in internal if e.logit is not None), default=None)
     return {"best_logit": logits[0], "second_logit": logits[1] if len(logits) > 1 else logits[0],
             "best_similarity": max((e.similarity for e in evidence), default=0.0),
             "best_lexical": max((e.lexical for e in evidence), default=0.0),
@@ -160,21 +163,28 @@ def features(question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap
             # a figure the question names ("above EUR 25,000") that no passage states; in a story, often a detail
             "missing_figures": missing_figures(question, hits[:3]),
             "type_mismatch": type_mismatch(question, [e.sentence for e in evidence[:3]]),
-            "internal_gap": gap}
+            "internal_gap": gap,
+            # an internal sentence answers it better than any public one: a staff procedure, not for a customer
+            # (a rule beside the regression, not in it: Assistant.decide refuses above answerability_internal_margin)
+            "internal_logit_gap": max(0.0, internal_best - logits[0]) if internal_best is not None else 0.0}
 
 
-def internal_gap(store, embedder, question: str, hits: list[Hit], role: str) -> float:
-    """For a customer: how much better the best internal passage matches the question than the best public one.
-    A question about staff procedures ("who signs off a claim above EUR 25,000?") finds public passages that share
-    its words but an internal one that answers it; the customer is refused, and nothing internal is shown."""
+def internal_gap(store, embedder, question: str, hits: list[Hit], role: str) -> tuple[float, Hit | None]:
+    """For a customer: (how much better the best internal passage matches the question than the best public one,
+    that passage). A question about staff procedures ("who signs off a claim above EUR 25,000?") finds public
+    passages that share its words but an internal one that answers it; the customer is refused, and nothing
+    internal is shown (the internal passage is only scored, never quoted)."""
     if role != "customer":
-        return 0.0
+        return 0.0, None
     from assistant.vocabulary import expand
 
     best_internal = store.dense_search(embedder.embed_one(expand(question)), 1, ("internal",))
     if not best_internal:
-        return 0.0
-    return max(0.0, best_internal[0][1] - max((h.similarity for h in hits), default=0.0))
+        return 0.0, None
+    chunk_id, similarity = best_internal[0][0], best_internal[0][1]
+    chunk = store.fetch([chunk_id], ("internal",)).get(chunk_id)
+    hit = Hit(chunk[0], similarity, similarity) if chunk else None
+    return max(0.0, similarity - max((h.similarity for h in hits), default=0.0)), hit
 
 
 def type_mismatch(question: str, sentences: list[str]) -> float:
@@ -241,10 +251,14 @@ class AnswerabilityModel:
         for e, z in zip(evidence, self.logits(question, [evidence_text(headers[e.n], e.sentence) for e in evidence])):
             e.logit, e.probability = float(z), _sigmoid(float(z))
 
-    def decide(self, question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap: float = 0.0) -> Decision:
-        """Scores the pre-ranked sentences; the calibrated combination of the signals decides."""
+    def decide(self, question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap: float = 0.0,
+               internal: tuple[Hit, list[Evidence]] | None = None) -> Decision:
+        """Scores the pre-ranked sentences (and the best internal passage's, for a customer); the calibrated
+        combination of the signals decides."""
         self.score(question, hits, evidence)
-        feats = features(question, hits, evidence, bm25, gap)
+        if internal:
+            self.score(question, [internal[0]], internal[1])
+        feats = features(question, hits, evidence, bm25, gap, internal[1] if internal else ())
         p = self.probability(feats)
         return Decision(p, p >= self.threshold, sorted(evidence, key=lambda e: -(e.logit or -1e9)), feats)
 

@@ -254,8 +254,15 @@ class Assistant:
 
         bm25 = self.store.bm25()
         evidence = prerank(question, hits, self.embedder, bm25, self.settings.answerability_candidates)
-        gap = internal_gap(self.store, self.embedder, question, hits, role)
-        return (model or self.answerability).decide(expand(question), hits, evidence, bm25, gap)
+        gap, internal = internal_gap(self.store, self.embedder, question, hits, role)
+        scored = (internal, prerank(question, [internal], self.embedder, bm25, 4)) if internal else None
+        decision = (model or self.answerability).decide(expand(question), hits, evidence, bm25, gap, scored)
+        # A sentence of an internal document answers better than any the customer may see: a staff procedure. The
+        # customer is refused (nothing internal is shown); on dev this caught internal questions the regression let
+        # through at no public question's cost.
+        if decision.features["internal_logit_gap"] > self.settings.answerability_internal_margin:
+            decision.answerable = False
+        return decision
 
     @staticmethod
     def _citation(n: int, hit: Hit) -> Citation:

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     answerability_candidates: int = Field(
         8, description="Sentences of the retrieved passages the answerability model scores (pre-ranked by the "
                        "embedding model; one forward pass each).")
+    answerability_internal_margin: float = Field(
+        0.0, description="A customer is refused when a sentence of the best internal passage outscores every public "
+                         "one by more than this (cross-encoder logits): a staff procedure. Chosen on the dev split.")
     extractive_choice_logit_weight: float = Field(
         0.05, description="With an answerability model: weight of its per-sentence probability beside the pre-ranking "
                          "score when the extractive backend chooses what to quote (tuned on the dev split).")
@@ -122,6 +125,9 @@ class Settings(BaseSettings):
     private_grounded_decoding: bool = Field(
         True, description="The in-process private model may only write figures (amounts, %, durations, dates, phone and "
                           "policy numbers) that occur in the retrieved passages, and only cite passages that exist.")
+    private_copy_spans: int = Field(
+        0, description="The stricter grounded decoding: answers are spans copied from the passages joined by at most "
+                       "this many tokens of the model's own per sentence (0 = off; bench/private_decoding.py).")
     private_prompt_lookup: int = Field(
         10, description="Prompt-lookup decoding: draft this many tokens copied from the prompt per step (0 = off); "
                         "greedy, so the answer is the same, 14.8 → 23.3 tokens/s on 2 cores (bench/private_decoding.py).")

@@ -1,7 +1,7 @@
 """The private model's decoding, side by side in one run: grounded decoding on/off, prompt-lookup
 decoding and int8 dynamic quantization.
 
-    python bench/private_decoding.py [--model DIR] [--n 24] [--store DIR] [--modes grounded,grounded+lookup,free,grounded+int8]
+    python bench/private_decoding.py [--model DIR] [--n 24] [--store DIR] [--modes grounded,grounded+lookup,free,grounded+int8,spans+lookup]
 
 For the public questions of the customer-voice test split (every k-th, --n of them), the passages the real hybrid
 retriever finds go to the in-process private backend (the promoted version unless --model), streaming. Per mode:
@@ -26,7 +26,9 @@ sys.path.insert(0, str(ROOT))
 MODES = {"grounded": dict(private_grounded_decoding=True, private_prompt_lookup=0),
          "grounded+lookup": dict(private_grounded_decoding=True, private_prompt_lookup=10),
          "free": dict(private_grounded_decoding=False, private_prompt_lookup=0),
-         "grounded+int8": dict(private_grounded_decoding=True, private_prompt_lookup=0, private_int8=True)}
+         "grounded+int8": dict(private_grounded_decoding=True, private_prompt_lookup=0, private_int8=True),
+         # the stricter form: spans copied from the passages, at most 6 tokens of its own per sentence
+         "spans+lookup": dict(private_grounded_decoding=True, private_prompt_lookup=10, private_copy_spans=6)}
 
 
 def main() -> None:

@@ -98,3 +98,16 @@ def test_synthesized_examples_never_copy_an_evaluation_question(kb_assistant):
     assert "business" not in swaps and "motorbike" in swaps  # "business days" is in the KB
     assert not [s for s in swaps if re.search(rf"\b{re.escape(s)}", kb_text)]
     assert any(e[2] == 0.0 and any(s in e[0].lower() for s in swaps) for e in examples)
+
+
+def test_a_staff_procedure_asked_by_a_customer_is_refused_by_the_internal_passage(kb_assistant):
+    """For a customer, the best internal passage is scored beside the public ones: a staff procedure is answered
+    better there, and the customer is refused; for staff it is not looked up."""
+    a = kb_assistant
+
+    def feats(q: str, role: str = "customer") -> dict:
+        return a.decide(q, a.retriever.retrieve(q, role=role, threshold=-1.0), role).features
+
+    procedure = "who has to sign off a claim above EUR 25,000 internally?"
+    assert feats(procedure)["internal_logit_gap"] > 0.0
+    assert feats(procedure, "staff")["internal_logit_gap"] == 0.0 == feats(procedure, "staff")["internal_gap"]

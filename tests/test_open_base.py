@@ -127,6 +127,29 @@ def test_grounded_decoding_only_writes_the_passages_figures(smol_base):
     assert processor.blocked > 0
 
 
+def test_span_copy_decoding_copies_the_passages_with_few_words_of_its_own(smol_base):
+    """The stricter form: once a sentence has spent its free tokens, every further word continues a passage span."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    from assistant.generators.grounding import CopySpans
+
+    tok = AutoTokenizer.from_pretrained(smol_base.path)
+    model = AutoModelForCausalLM.from_pretrained(smol_base.path).eval()
+    passages = ["Theft of a car must be reported to the police within 24 hours and to us within 48 hours."]
+    messages = [{"role": "user", "content": "Write a short story about a dragon who loves the sea."}]
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+    processor = CopySpans(tok, passages, ids.shape[1], free_tokens=2)
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=30, do_sample=False,
+                             logits_processor=LogitsProcessorList([processor]), pad_token_id=tok.pad_token_id)
+    written = out[0, ids.shape[1]:].tolist()
+    bigrams = set(zip(*[tok(passages[0], add_special_tokens=False)["input_ids"][i:] for i in (0, 1)]))
+    own = [b for a, b in zip(written, written[1:]) if (a, b) not in bigrams and b not in processor.always_set]
+    assert "dragon" not in tok.decode(written).lower()  # the story it was asked for is not in the passage
+    assert len(own) <= 2 * (1 + sum(t in processor.ends for t in written)), tok.decode(written)
+
+
 def test_grounded_decoding_allows_only_existing_citations(smol_base):
     from transformers import AutoTokenizer
 

@@ -104,3 +104,53 @@ class GroundedFigures:
                 self.blocked += 1
             scores[row, banned.to(scores.device)] = float("-inf")
         return scores
+
+
+class CopySpans:
+    """LogitsProcessor, the stricter form (in the spirit of CopyPasteLLM's CP-Link and CoCoLex): the answer is spans
+    copied from the passages joined by at most `free_tokens` tokens of its own per sentence. A token continues a span
+    when it follows the previous token somewhere in the passages; any other token is free, and once a sentence has
+    spent its free tokens only continuations, punctuation, digits (GroundedFigures governs those), citation brackets
+    and the end of the answer remain."""
+
+    def __init__(self, tokenizer, passages: list[str], prompt_length: int, free_tokens: int = 6,
+                 extra: list[str] = ()):
+        self.prompt_length, self.free_tokens = prompt_length, free_tokens
+        follows: dict[int, set[int]] = {}
+        for text in [*passages, *extra]:
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            for a, b in zip(ids, ids[1:]):
+                follows.setdefault(a, set()).add(b)
+        self.follows_set = follows
+        self.follows = {a: torch.tensor(sorted(b), dtype=torch.long) for a, b in follows.items()}
+        vocab = _Vocab.of(tokenizer)
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        always = [i for i, p in enumerate(pieces)
+                  if p and tokenizer.convert_tokens_to_string([p]).strip() in {"", ".", ",", ";", ":", "[", "]", "(", ")", "-"}]
+        self.always = torch.tensor(sorted({*always, *vocab.digit.values(), *tokenizer.all_special_ids}), dtype=torch.long)
+        self.ends = {i for i, p in enumerate(pieces) if p and tokenizer.convert_tokens_to_string([p]).strip() in {".", "]", "?", "!"}}
+        self.always_set = set(self.always.tolist())
+
+    def _spent(self, generated: list[int]) -> int:
+        """Free tokens used in the sentence being written."""
+        start = max((i + 1 for i, t in enumerate(generated) if t in self.ends), default=0)
+        spent = 0
+        for i in range(max(start, 1), len(generated)):
+            prev, tok = generated[i - 1], generated[i]
+            spent += tok not in self.follows_set.get(prev, ()) and tok not in self.always_set
+        if start == 0 and generated and generated[0] not in self.always_set:
+            spent += 1  # the answer's first token starts a span
+        return spent
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(input_ids.shape[0]):
+            generated = input_ids[row, self.prompt_length:].tolist()
+            if self._spent(generated) < self.free_tokens:
+                continue
+            keep = torch.zeros(scores.shape[1], dtype=torch.bool)
+            keep[self.always[self.always < scores.shape[1]]] = True
+            nxt = self.follows.get(generated[-1]) if generated else None
+            if nxt is not None:
+                keep[nxt[nxt < scores.shape[1]]] = True
+            scores[row, ~keep.to(scores.device)] = float("-inf")
+        return scores

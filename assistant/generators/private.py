@@ -111,15 +111,21 @@ class PrivateGenerator:
                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         if self.settings.temperature > 0:
             kwargs["temperature"] = self.settings.temperature
+        processors = []
+        passages, start, extra = [h.chunk.text for h in shown], int(input_ids.shape[1]), [self.settings.contact_fallback]
         if self.settings.private_grounded_decoding:
-            from transformers import LogitsProcessorList
-
             from assistant.generators.grounding import GroundedFigures
 
-            kwargs["logits_processor"] = LogitsProcessorList(
-                # the passages' figures, and the contact channel's (the prompt gives it for refusals)
-                [GroundedFigures(tok, [h.chunk.text for h in shown], int(input_ids.shape[1]),
-                                 extra=[self.settings.contact_fallback])])
+            # the passages' figures, and the contact channel's (the prompt gives it for refusals)
+            processors.append(GroundedFigures(tok, passages, start, extra=extra))
+        if self.settings.private_copy_spans:
+            from assistant.generators.grounding import CopySpans
+
+            processors.append(CopySpans(tok, passages, start, self.settings.private_copy_spans, extra=extra))
+        if processors:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList(processors)
         if self.settings.private_prompt_lookup:
             kwargs["prompt_lookup_num_tokens"] = self.settings.private_prompt_lookup
         thread = threading.Thread(target=lambda: torch.no_grad()(model.generate)(**kwargs), daemon=True)
