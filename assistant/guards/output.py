@@ -160,7 +160,7 @@ class OutputGuard:
             if leaked and leaked - set().union(*(shingles(h.chunk.text, n) for h in hits)):
                 return reject("internal_leak", "repeats an internal document")
         grounded, detail = self.grounded(plain, sources, source_text)
-        if not grounded and numbers:
+        if not grounded and numbers and self.cfg["grounding"].get("recite"):
             # A sentence that cites the wrong one of the passages shown ([1] for [2]'s figure, a small model's usual
             # slip) is re-cited to the one passage that grounds it, checked by the same test; never to one the
             # reader may not see.
