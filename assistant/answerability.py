@@ -208,6 +208,7 @@ class Decision:
     answerable: bool
     evidence: list[Evidence]  # the scored sentences, best first
     features: dict[str, float]  # what the probability was computed from (calibration refits on these)
+    why: str = "the passages do not answer the question"  # said when it is refused
 
 
 class AnswerabilityModel:

@@ -210,7 +210,7 @@ class Assistant:
                                     ms=timings["decide"]))
             if not decision.answerable:
                 return _Turn(REFUSAL.format(contact=self.settings.contact_fallback), True,
-                             f"not_answerable: the passages do not answer the question (p={decision.probability:.2f})",
+                             f"not_answerable: {decision.why} (p={decision.probability:.2f})",
                              answerability=decision.probability)
         request = GenerationRequest(standalone, hits, build_messages(standalone, hits, self.settings.contact_fallback,
                                                                      session.history), session.history, decision)
@@ -259,9 +259,9 @@ class Assistant:
         decision = (model or self.answerability).decide(expand(question), hits, evidence, bm25, gap, scored)
         # A sentence of an internal document answers better than any the customer may see: a staff procedure. The
         # customer is refused (nothing internal is shown); on dev this caught internal questions the regression let
-        # through at no public question's cost.
+        # through, at the cost of one public dev question of 156.
         if decision.features["internal_logit_gap"] > self.settings.answerability_internal_margin:
-            decision.answerable = False
+            decision.answerable, decision.why = False, "only an internal document answers it"
         return decision
 
     @staticmethod

@@ -18,6 +18,8 @@ import torch
 _RUN = re.compile(r"\d(?:\d|[.,:](?=\d))*")
 _TAIL = re.compile(r"(\d[\d.,:]*)$")
 _SEPARATORS = ".,:"
+_PUNCTUATION = {"", ".", ",", ";", ":", "[", "]", "(", ")", "-"}
+_ENDS = {".", "]", "?", "!"}
 _CITE = re.compile(r"\[\s*(\d*)$")
 
 
@@ -42,13 +44,17 @@ class _Vocab:
     def __init__(self, tokenizer):
         pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         self.digit = {}  # "7" -> token id, and the separators: "," -> token id
-        mixed = []
+        mixed, self.punctuation, self.ends = [], set(), set()  # the last two for CopySpans
         for i, p in enumerate(pieces):
             text = tokenizer.convert_tokens_to_string([p]) if p else ""
             if (text.isdigit() or text in _SEPARATORS) and len(text) == 1:
                 self.digit[text] = i
             elif any(c.isdigit() for c in text):
                 mixed.append(i)
+            if p and text.strip() in _PUNCTUATION:
+                self.punctuation.add(i)
+            if p and text.strip() in _ENDS:
+                self.ends.add(i)
         self.mixed = torch.tensor(mixed, dtype=torch.long)
         self.digit_ids = torch.tensor(sorted(self.digit.values()), dtype=torch.long)
         self.size = len(pieces)
@@ -124,12 +130,9 @@ class CopySpans:
         self.follows_set = follows
         self.follows = {a: torch.tensor(sorted(b), dtype=torch.long) for a, b in follows.items()}
         vocab = _Vocab.of(tokenizer)
-        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        always = [i for i, p in enumerate(pieces)
-                  if p and tokenizer.convert_tokens_to_string([p]).strip() in {"", ".", ",", ";", ":", "[", "]", "(", ")", "-"}]
-        self.always = torch.tensor(sorted({*always, *vocab.digit.values(), *tokenizer.all_special_ids}), dtype=torch.long)
-        self.ends = {i for i, p in enumerate(pieces) if p and tokenizer.convert_tokens_to_string([p]).strip() in {".", "]", "?", "!"}}
-        self.always_set = set(self.always.tolist())
+        self.ends = vocab.ends
+        self.always_set = {*vocab.punctuation, *vocab.digit.values(), *tokenizer.all_special_ids}
+        self.always = torch.tensor(sorted(self.always_set), dtype=torch.long)
 
     def _spent(self, generated: list[int]) -> int:
         """Free tokens used in the sentence being written."""
