@@ -67,7 +67,7 @@ def run(cfg: TrainConfig, sft_dir: Path, out: Path) -> dict:
     failures, failure_stats = own_failures.collect(cfg, sft_dir, examples, ac.own_failures, rng) if ac.own_failures else ([], {})
     # the model's own failures are all trained on; synthetic pairs fill what the step budget sees beside them
     seen = ac.steps * ac.batch_size
-    train = failures + train[: max(seen - len(failures), 0)] if len(failures) + len(train) > seen else failures + train
+    train = failures + train[: max(seen - len(failures), 0)]
     pairs += failures
     save_jsonl(out / "pairs.jsonl", pairs)
 

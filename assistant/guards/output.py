@@ -160,22 +160,6 @@ class OutputGuard:
             if leaked and leaked - set().union(*(shingles(h.chunk.text, n) for h in hits)):
                 return reject("internal_leak", "repeats an internal document")
         grounded, detail = self.grounded(plain, sources, source_text)
-        if not grounded and numbers and self.cfg["grounding"].get("recite"):
-            # A sentence that cites the wrong one of the passages shown ([1] for [2]'s figure, a small model's usual
-            # slip) is re-cited to the one passage that grounds it, checked by the same test; never to one the
-            # reader may not see.
-            for n in range(1, len(hits) + 1):
-                h = hits[n - 1]
-                if n in numbers or (role == "customer" and h.chunk.audience != "public"):
-                    continue
-                if self.grounded(plain, [h], h.chunk.text)[0] and not any(
-                        (m := first_match(compiled("output", key), low)) and m.lower() not in h.chunk.text.lower()
-                        for key in ("promises", "advice")):
-                    verdicts.append(Verdict("citations", True, f"re-cited {numbers} as [{n}]: {sentence.strip()[:80]}"))
-                    first = _CITE.search(sentence)  # the first marker becomes [n], any other is dropped
-                    sentence = sentence[:first.start()] + f" [{n}]" + _CITE.sub("", sentence[first.end():])
-                    numbers, sources, source_text, grounded = [n], [h], h.chunk.text, True
-                    break
         if not grounded:
             return reject("grounding", detail)
 
