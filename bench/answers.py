@@ -51,6 +51,8 @@ def print_breakdown(name: str, r: dict, verbose: bool) -> None:
             print(f"    MISS {m['id']} {m['question']!r} -> {m['reason'] or m['answer'][:100]!r}")
         for m in r["wrongly_answered"]:
             print(f"    ANSWERED {m['id']} {m['question']!r} -> {m['answer'][:100]!r}")
+        for m in r.get("staff_misses", []):
+            print(f"    STAFF MISS {m['id']} {m['question']!r} -> {m['reason'] or m['answer'][:100]!r}")
 
 
 def register_comparisons(assistant, settings, names: list[str]) -> None:

@@ -8,7 +8,8 @@ dev only; the README reports test with dev beside it.
 
 Each source file is split on its own and the parts appended, so that adding a file (customer_voice_formats.jsonl:
 the questions on the Word, Excel, scanned, table and e-mail documents) never moves a case of an earlier file from
-one split to the other.
+one split to the other. Labels an audit found wrong are corrected from corrections.jsonl after the split, for the
+same reason.
 """
 
 from __future__ import annotations
@@ -43,15 +44,30 @@ def split(cases: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
 
 
 SOURCES = ("customer_voice.jsonl", "customer_voice_formats.jsonl")
+CORRECTIONS = EVAL / "corrections.jsonl"  # labels an audit found wrong: {"id", "why", "set": {field: value}}
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+
+
+def corrected(cases: list[dict]) -> list[dict]:
+    """The cases with the audited labels; a correction is applied after the split, so it never moves a case from
+    the split it was drawn into (a dev case stays dev: it may have been tuned on)."""
+    fixes = {c["id"]: c["set"] for c in _read(CORRECTIONS)}
+    return [{**c, **fixes.get(c["id"], {})} for c in cases]
+
+
+def all_cases() -> list[dict]:
+    return corrected([c for name in SOURCES for c in _read(EVAL / name)])
 
 
 def split_files(seed: int) -> tuple[list[dict], list[dict]]:
     dev, test = [], []
     for name in SOURCES:
         if (EVAL / name).exists():
-            cases = [json.loads(ln) for ln in (EVAL / name).read_text().splitlines() if ln.strip()]
-            d, t = split(cases, seed)
-            dev, test = dev + d, test + t
+            d, t = split(_read(EVAL / name), seed)
+            dev, test = dev + corrected(d), test + corrected(t)
     return dev, test
 
 

@@ -111,3 +111,47 @@ def test_a_staff_procedure_asked_by_a_customer_is_refused_by_the_internal_passag
     procedure = "who has to sign off a claim above EUR 25,000 internally?"
     assert feats(procedure)["internal_logit_gap"] > 0.0
     assert feats(procedure, "staff")["internal_logit_gap"] == 0.0 == feats(procedure, "staff")["internal_gap"]
+
+
+def test_written_questions_pair_with_the_sentence_of_their_quote_and_drop_when_it_left(kb_assistant):
+    """A written question is a positive beside the sentence holding its quote, with negatives of the same kind as
+    the synthetic ones; a quote its document no longer holds drops the question; an evaluation question is never
+    learned from; a question nobody answers is paired only as a negative with what the pre-ranking shows."""
+    from training.answerability import written_examples
+
+    chunks = [c for c, _ in kb_assistant.store.fetch(kb_assistant.store.all_ids()).values()]
+    asked_in_eval = "how do i file a claim for my stolen bike, it was locked outside the station"
+    rows = [
+        {"source": "claims-procedure.md", "answer": "Travel claims must be made within 30 days of your return home",
+         "question": "got back from greece last week, how long have i got to claim for my broken suitcase", "voice": "informal",
+         "answerable": True},
+        {"source": "claims-procedure.md", "answer": "Travel claims must be made within 90 days of your return",
+         "question": "deadline travel claim", "voice": "keyword", "answerable": True},  # not what the document says
+        {"near": "life-insurance.md", "question": "can i turn my term life into whole of life later", "voice": "informal",
+         "answerable": False},
+        {"source": "claims-procedure.md", "answer": "Report your claim online in My Brightwater",
+         "question": asked_in_eval, "voice": "informal", "answerable": True},
+    ]
+    examples, stats = written_examples(rows, chunks, kb_assistant, exclude=[asked_in_eval])
+    assert stats == {"written_answerable": 1, "written_unanswerable": 1, "written_stale": 1, "written_leaks": 1}
+    positives = [e for e in examples if e[2] == 1.0]
+    assert len(positives) == 1 and "within 30 days of your return home" in positives[0][1]
+    assert positives[0][1].startswith("How to Make a Claim")  # the sentence read with its document and heading
+    whole_of_life = [e for e in examples if "whole of life" in e[0]]
+    assert len(whole_of_life) == 3 and all(e[2] == 0.0 for e in whole_of_life)
+    assert sum(e[2] == 0.0 for e in examples if "suitcase" in e[0]) >= 1
+
+
+def test_every_written_answer_is_quoted_from_its_document_and_no_question_copies_an_evaluation_one(kb_assistant):
+    from assistant.evaluation import load_cases
+    from training.answerability import EVAL_SETS, AnswerabilityConfig, chunks_by_file, load_written, quoted_sentence
+    from training.retriever import near_copy_of
+
+    rows = load_written(AnswerabilityConfig().written)
+    assert len(rows) >= 800 and sum(not r["answerable"] for r in rows) >= 200
+    by_file = chunks_by_file(c for c, _ in kb_assistant.store.fetch(kb_assistant.store.all_ids()).values())
+    stale = [r["answer"] for r in rows if r["answerable"] and quoted_sentence(r, by_file)[1] is None]
+    assert not stale, stale
+    leaks = near_copy_of([c["question"] for f in EVAL_SETS for c in load_cases(f)])
+    copied = [r["question"] for r in rows if leaks(r["question"])]
+    assert not copied, copied  # written without the sets; the few that coincided anyway were removed

@@ -18,8 +18,12 @@ def _load(name: str) -> list[dict]:
 
 
 def _all_cases() -> list[dict]:
-    """The set and its formats part (questions on the Word, Excel, scanned, table and e-mail documents)."""
-    return _load("customer_voice.jsonl") + _load("customer_voice_formats.jsonl")
+    """The set and its formats part (questions on the Word, Excel, scanned, table and e-mail documents), with the
+    audited corrections."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from split_eval import all_cases
+
+    return all_cases()
 
 
 def _source_texts() -> dict[tuple[str, int | None], str]:
@@ -81,6 +85,8 @@ def test_split_is_reproducible_stratified_and_keeps_paraphrases_together():
     cases = _all_cases()
     dev, test = split_files(16)
     assert dev == _load("customer_voice.dev.jsonl") and test == _load("customer_voice.test.jsonl")
+    corrections = [json.loads(ln) for ln in (EVAL / "corrections.jsonl").read_text().splitlines() if ln.strip()]
+    assert {c["id"] for c in corrections} <= {c["id"] for c in cases} and all(c["why"] for c in corrections)
     assert {c["id"] for c in dev}.isdisjoint({c["id"] for c in test}) and len(dev) + len(test) == len(cases)
     assert {c["group"] for c in dev if c["group"]}.isdisjoint({c["group"] for c in test if c["group"]})
     for category in ("public", "internal", "unanswerable_near", "unanswerable_off"):

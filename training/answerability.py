@@ -53,6 +53,9 @@ class AnswerabilityConfig(BaseModel):
     calibration_c: float = 0.3  # inverse L2 strength of the decision's logistic regression (picked by 5-fold CV on dev)
     dev_train_share: float = 0.5  # share of the dev split's cases (whole paraphrase groups) also learned from;
     # the rest calibrates the decision, so the threshold is never fitted on a question the model was trained on
+    # questions a language model wrote from the sample documents (load_written); a missing file is skipped
+    written: list[str] = ["data/answerability/written_questions.jsonl"]
+    written_repeat: int = 1  # passes over the written examples per epoch (they are few beside the templated ones)
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
@@ -276,6 +279,93 @@ def synthesize(chunks, seed: int = 0, per_sentence: int = 3, exclude: list[str] 
     return examples
 
 
+def load_written(files: list[str]) -> list[dict]:
+    """Questions written by a language model from the documents alone (never from an evaluation set), one JSON
+    object a line: {"source", "answer" (a verbatim quote of the sentence that answers), "question", "voice",
+    "answerable": true} or {"near", "question", "voice", "answerable": false, "absent"}."""
+    rows = []
+    for f in files:
+        path = Path(f) if Path(f).is_absolute() else ROOT / f
+        if path.exists():
+            rows += [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return rows
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).lower()  # PDF lines wrap where a quote does not
+
+
+def chunks_by_file(chunks) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for c in chunks:
+        out.setdefault(Path(c.source).name, []).append(c)
+    return out
+
+
+def quoted_sentence(row: dict, by_source: dict[str, list]):
+    """(chunk, sentence) of the chunk of `row`'s document that holds its quote, the candidate sentence that
+    overlaps the quote most; (None, None) when the document no longer says it."""
+    from assistant.answerability import candidates
+    from assistant.schema import Hit
+
+    quote = _norm(row["answer"])
+    chunk = next((c for c in by_source.get(row["source"], []) if quote in _norm(c.text)), None)
+    sents = [e.sentence for e in candidates([Hit(chunk, 0.0, 0.0)])] if chunk else []
+    if not sents:
+        return None, None
+    qw = set(content_words(row["answer"]))
+    return chunk, max(sents, key=lambda t: (quote in _norm(t) or _norm(t) in quote, len(set(content_words(t)) & qw)))
+
+
+def written_examples(rows: list[dict], chunks, assistant, exclude: list[str] = (), seed: int = 0
+                     ) -> tuple[list[tuple[str, str, float]], dict[str, int]]:
+    """Examples from written questions, made against the documents as they are now. An answerable question is a
+    positive with the sentence that holds its quote — a quote no longer in its document (the document changed or
+    was deleted) drops the question — and negatives like the synthetic ones: another fact of the same passage, the
+    best pre-ranked sentence of another document. A question the documents do not answer is a negative with the
+    sentences the served pre-ranking puts first for it: the near misses the decision faces."""
+    from assistant.answerability import candidates, evidence_text, passage_parts, prerank
+    from assistant.schema import Hit
+    from assistant.vocabulary import expand
+
+    rng = random.Random(seed)
+    by_source = chunks_by_file(chunks)
+    words = lambda t: set(content_words(t))  # noqa: E731
+    leaks = near_copy_of(list(exclude))
+    bm25 = assistant.store.bm25()
+    examples: list[tuple[str, str, float]] = []
+    stats = {"written_answerable": 0, "written_unanswerable": 0, "written_stale": 0, "written_leaks": 0}
+    for row in rows:
+        q = row["question"]
+        if leaks(q):
+            stats["written_leaks"] += 1
+            continue
+        role = "staff" if row.get("voice") == "staff" else "customer"
+        hits = assistant.retriever.retrieve(q, role=role, threshold=-1.0)
+        ranked = prerank(q, hits, assistant.embedder, bm25, 4)
+        headers = {n: passage_parts(h.chunk)[0] for n, h in enumerate(hits, start=1)}
+        if not row["answerable"]:
+            examples += [(expand(q), evidence_text(headers[e.n], e.sentence), 0.0) for e in ranked[:3]]
+            stats["written_unanswerable"] += 1
+            continue
+        chunk, gold = quoted_sentence(row, by_source)
+        if gold is None:
+            stats["written_stale"] += 1
+            continue
+        header = passage_parts(chunk)[0]
+        sents = [e.sentence for e in candidates([Hit(chunk, 0.0, 0.0)])]
+        examples.append((expand(q), evidence_text(header, gold), 1.0))
+        stats["written_answerable"] += 1
+        same = [t for t in sents if t != gold and len(words(t) & words(gold)) <= 1 + len(words(gold)) // 4]
+        if same:
+            examples.append((expand(q), evidence_text(header, rng.choice(same)), 0.0))
+        other = next((e for e in ranked if hits[e.n - 1].chunk.doc_id != chunk.doc_id
+                      and len(words(e.sentence) & words(gold)) < 0.5 * max(len(words(gold)), 1)), None)
+        if other:
+            examples.append((expand(q), evidence_text(headers[other.n], other.sentence), 0.0))
+    return examples, stats
+
+
 def split_dev(cases: list[dict], share: float, seed: int) -> tuple[list[dict], list[dict]]:
     """(learned from, calibrates): whole paraphrase groups, shuffled by the seed within each category."""
     units: dict[str, list[dict]] = {}
@@ -392,10 +482,12 @@ def run(cfg: AnswerabilityConfig, registry, assistant, dev: Path | None = DEV_SE
     exclude = [c["question"] for f in EVAL_SETS if f.exists() for c in load_cases(f)]
     t0 = time.perf_counter()
     examples = synthesize(chunks, cfg.seed, cfg.questions_per_sentence, exclude)
+    written, written_stats = written_examples(load_written(cfg.written), chunks, assistant, exclude, cfg.seed)
+    examples += written * cfg.written_repeat
     learn, hold = split_dev(load_cases(dev), cfg.dev_train_share, cfg.seed) if dev and Path(dev).exists() else ([], [])
     if learn:
         examples += dev_examples(learn, chunks, cfg.seed)
-        random.Random(cfg.seed).shuffle(examples)
+    random.Random(cfg.seed).shuffle(examples)
     synth_s = time.perf_counter() - t0
     positives = sum(1 for e in examples if e[2] > 0.5)
     train = datasets.Dataset(pa.table({"question": [e[0] for e in examples], "evidence": [e[1] for e in examples],
@@ -422,6 +514,7 @@ def run(cfg: AnswerabilityConfig, registry, assistant, dev: Path | None = DEV_SE
     metrics = {"chunks": len(chunks), "examples": len(examples), "positives": positives,
                "steps": result.global_step, "train_loss": round(result.training_loss, 4),
                "synthesis_seconds": round(synth_s, 1), "train_seconds": round(train_s, 1)}
+    metrics.update(written_stats)
     metrics["dev_cases_learned"], metrics["dev_cases_calibrating"] = len(learn), len(hold)
     metrics.update(calibrate(path, assistant, dev, cfg, hold if learn else None))
     (path / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -116,5 +116,8 @@ def breakdown(assistant, cases: list[dict], backend: str) -> dict:
                       "refused": customer[c["id"]].refused, "reason": customer[c["id"]].refusal_reason}
                      for c in public if not answered_ok[c["id"]]]
     out["wrongly_answered"] = [{"id": c["id"], "question": c["question"], "answer": customer[c["id"]].answer[:160]}
-                               for c in unanswerable if not customer[c["id"]].refused]
+                               for c in [*unanswerable, *internal] if not customer[c["id"]].refused]
+    out["staff_misses"] = [{"id": c["id"], "question": c["question"], "answer": staff[c["id"]].answer[:160],
+                            "reason": staff[c["id"]].refusal_reason}
+                           for c in internal if not staff[c["id"]].citation_accuracy]
     return out
