@@ -246,6 +246,11 @@ class AnswerabilityModel:
     def threshold(self) -> float:
         return float(self.calibration["threshold"])
 
+    def threshold_for(self, role: str) -> float:
+        """Staff see internal passages too, so the same probability means another thing for them: a threshold of
+        their own where calibration chose one (a version calibrated before has one for everybody)."""
+        return float((self.calibration.get("thresholds") or {}).get(role, self.calibration["threshold"]))
+
     def score(self, question: str, hits: list[Hit], evidence: list[Evidence]) -> None:
         """Fills each pre-ranked sentence's logit and probability."""
         headers = {n: passage_parts(h.chunk)[0] for n, h in enumerate(hits, start=1)}
@@ -253,7 +258,7 @@ class AnswerabilityModel:
             e.logit, e.probability = float(z), _sigmoid(float(z))
 
     def decide(self, question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap: float = 0.0,
-               internal: tuple[Hit, list[Evidence]] | None = None) -> Decision:
+               internal: tuple[Hit, list[Evidence]] | None = None, role: str = "customer") -> Decision:
         """Scores the pre-ranked sentences (and the best internal passage's, for a customer); the calibrated
         combination of the signals decides."""
         self.score(question, hits, evidence)
@@ -261,7 +266,7 @@ class AnswerabilityModel:
             self.score(question, [internal[0]], internal[1])
         feats = features(question, hits, evidence, bm25, gap, internal[1] if internal else ())
         p = self.probability(feats)
-        return Decision(p, p >= self.threshold, sorted(evidence, key=lambda e: -(e.logit or -1e9)), feats)
+        return Decision(p, p >= self.threshold_for(role), sorted(evidence, key=lambda e: -(e.logit or -1e9)), feats)
 
 
 def _sigmoid(z: float) -> float:

@@ -139,7 +139,7 @@ class Assistant:
             t_embed = time.perf_counter()
             vector = self.embedder.embed_one(redacted)  # shared by the rails and retrieval (cached)
             timings["embed"] = (time.perf_counter() - t_embed) * 1000
-            decision = self.guards.check_input(redacted, vector)
+            decision = self.guards.check_input(redacted, vector, role)
             verdicts += [pii_verdict, *decision.verdicts]
             timings["guard_input"] = (time.perf_counter() - t) * 1000 - timings["embed"]
             handoff = decision.handoff
@@ -206,7 +206,7 @@ class Assistant:
             decision = self.decide(standalone, hits, role)
             timings["decide"] = (time.perf_counter() - t) * 1000
             verdicts.append(Verdict("answerability", decision.answerable,
-                                    f"p={decision.probability:.2f} (threshold {self.answerability.threshold:.2f})",
+                                    f"p={decision.probability:.2f} (threshold {self.answerability.threshold_for(role):.2f})",
                                     ms=timings["decide"]))
             if not decision.answerable:
                 return _Turn(REFUSAL.format(contact=self.settings.contact_fallback), True,
@@ -256,7 +256,7 @@ class Assistant:
         evidence = prerank(question, hits, self.embedder, bm25, self.settings.answerability_candidates)
         gap, internal = internal_gap(self.store, self.embedder, question, hits, role)
         scored = (internal, prerank(question, [internal], self.embedder, bm25, 4)) if internal else None
-        decision = (model or self.answerability).decide(expand(question), hits, evidence, bm25, gap, scored)
+        decision = (model or self.answerability).decide(expand(question), hits, evidence, bm25, gap, scored, role)
         # A sentence of an internal document answers better than any the customer may see: a staff procedure. The
         # customer is refused (nothing internal is shown); on dev this caught internal questions the regression let
         # through, at the cost of one public dev question of 156.

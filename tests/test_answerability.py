@@ -155,3 +155,38 @@ def test_every_written_answer_is_quoted_from_its_document_and_no_question_copies
     leaks = near_copy_of([c["question"] for f in EVAL_SETS for c in load_cases(f)])
     copied = [r["question"] for r in rows if leaks(r["question"])]
     assert not copied, copied  # written without the sets; the few that coincided anyway were removed
+
+
+def test_the_hosted_api_writes_questions_and_a_misquote_is_dropped(kb_store_dir, embedder, tmp_path):
+    """`python -m training write-questions` against a real OpenAI-compatible HTTP server: the prompt carries the
+    document's chunks, the reply's rows are kept when their quote is in the document, a document already written is
+    skipped on the next run."""
+    from assistant.pipeline import Assistant
+    from tests.openai_server import FakeOpenAI
+    from training.write_questions import run
+
+    def reply(body: dict) -> str:
+        prompt = body["messages"][-1]["content"]
+        assert "Document claims-procedure.md" in prompt and "Travel claims must be made within 30 days" in prompt
+        return "\n".join([
+            "Here you are:",
+            json.dumps({"source": "claims", "answer": "Travel claims must be made within 30 days of your return home.",
+                        "question": "how long do i have to claim after my holiday", "voice": "informal", "answerable": True}),
+            json.dumps({"source": "claims-procedure.md", "answer": "Travel claims must be made within 60 days.",
+                        "question": "travel claim deadline", "voice": "keyword", "answerable": True}),
+            json.dumps({"source": None, "near": "claims-procedure.md", "question": "do you pay interest on late claims?",
+                        "voice": "informal", "answerable": False, "absent": "interest"}),
+            '{"question": "broken', "```",
+        ])
+
+    out = tmp_path / "written.jsonl"
+    with FakeOpenAI(reply) as server:
+        a = Assistant(make_settings(kb_store_dir, hosted_base_url=server.base_url, hosted_api_key="k",
+                                    audit_enabled=False), embedder=embedder)
+        counts = run(a, out, ["claims-procedure.md"], progress=False)
+        again = run(a, out, ["claims-procedure.md"], progress=False)
+    assert counts == {"documents": 1, "skipped_documents": 0, "answerable": 1, "not_answerable": 1, "dropped": 2}
+    assert again["documents"] == 0 and again["skipped_documents"] == 1 and len(server.requests) == 1
+    assert server.requests[0]["max_tokens"] >= 4000  # a whole document's questions, not an answer's budget
+    rows = [json.loads(ln) for ln in out.read_text().splitlines()]
+    assert [r["source"] for r in rows] == ["claims-procedure.md", None] and rows[1]["near"] == "claims-procedure.md"

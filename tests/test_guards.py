@@ -71,6 +71,11 @@ def test_handoff_on_request_distress_and_two_refusals(kb_assistant):
     assert ans.handoff == "request" and not ans.refused
     assert "0800 555 0142" in ans.answer and ans.citations[0].source == "contact-details.txt"  # from the KB
 
+    # staff asking who takes a call for a manager ask about a procedure, not for a person: it is looked up
+    staff = kb_assistant.ask("A caller wants to speak to a manager. Who do I pass the call to?", role="staff")
+    assert staff.handoff is None and "retrieve" in staff.timings_ms, staff.answer
+    assert kb_assistant.ask("A caller wants to speak to a manager. Who do I pass the call to?").handoff == "request"
+
     distressed = kb_assistant.ask("I'm desperate, my car was stolen with the keys left inside. Am I covered?")
     assert distressed.handoff == "distress" and "our team can help you directly" in distressed.answer
     assert "keys" in distressed.answer.lower()  # the question is still answered, a person is offered too

@@ -162,6 +162,23 @@ def _overrides(pairs: list[str]) -> dict:
             for k, v in (kv.split("=", 1) for kv in pairs)}
 
 
+def cmd_write_questions(args) -> int:
+    from assistant.generators.base import GeneratorUnavailable
+    from assistant.pipeline import Assistant
+    from assistant.settings import get_settings
+    from training.write_questions import OUT, run
+
+    settings = get_settings().model_copy(update={"audit_enabled": False, **({"store_dir": args.store} if args.store else {})})
+    try:
+        counts = run(Assistant(settings), args.out or OUT, args.documents, args.replace, args.company)
+    except GeneratorUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out or OUT}: {json.dumps(counts)} — review the not-answerable rows, then "
+          "`python -m training answerability`")
+    return 0
+
+
 def cmd_answerability(reg, args) -> int:
     from assistant.pipeline import Assistant
     from assistant.settings import get_settings
@@ -175,11 +192,15 @@ def cmd_answerability(reg, args) -> int:
         raise FileNotFoundError(f"dev split {dev} not found (python scripts/split_eval.py writes it; --dev none to skip)")
     if args.calibrate:
         from assistant.evaluation import load_cases
-        from training.answerability import calibrate, split_dev
+        from training.answerability import calibrate, load_written, split_dev, split_written, written_cases
 
         trained = AnswerabilityConfig.model_validate_json((reg.path(args.calibrate) / "config.json").read_text())
         # never on the dev cases the version learned from
         hold = split_dev(load_cases(dev), trained.dev_train_share, trained.seed)[1] if dev else None
+        held = split_written(load_written(trained.written), trained.written_calibration_share, trained.seed)[1]
+        if held:
+            store = Assistant(settings).store
+            hold = (hold or []) + written_cases(held, [c for c, _ in store.fetch(store.all_ids()).values()])
         # the version's own settings, with any --set on top (e.g. refusal_weight=3)
         figures = calibrate(reg.path(args.calibrate), Assistant(settings), dev,
                             trained.model_copy(update=_overrides(args.set)), hold)
@@ -247,6 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     an.add_argument("--no-promote", action="store_true")
     an.add_argument("--calibrate", metavar="VERSION", help="only refit an existing version's decision on --dev")
     an.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. epochs=1, layers=3")
+    wq = sub.add_parser("write-questions", help="have the hosted API (OPENAI_BASE_URL/OPENAI_API_KEY) write customer "
+                                                "questions for each document: training data for the answerability model")
+    wq.add_argument("--store", type=Path, help="store folder whose documents it reads (default: ASSISTANT_STORE_DIR)")
+    wq.add_argument("--out", type=Path, help="JSONL to add to (default: data/answerability/written_questions.jsonl)")
+    wq.add_argument("--documents", nargs="*", help="only these files (names as cited, e.g. claims-procedure.md)")
+    wq.add_argument("--replace", action="store_true", help="rewrite the rows of documents already in the file")
+    wq.add_argument("--company", default="the insurer", help="the company's name, for the prompt")
     fe = sub.add_parser("fast-encoder", help="a faster embedding model: the teacher in int8 ONNX, or a shallower student")
     fe.add_argument("--teacher", help="model folder or embedders version (default: the packaged all-MiniLM-L6-v2)")
     fe.add_argument("--kb", action="append", help="knowledge-base folder for texts (default: data/sample_kb)")
@@ -276,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "answerability":
             return cmd_answerability(reg, args)
+        if args.command == "write-questions":
+            return cmd_write_questions(args)
         if args.command in ("retriever", "fast-encoder", "reranker"):
             overrides = _overrides(args.set)
             common = {**({"kb": args.kb} if args.kb else {}), "insuranceqa": args.insuranceqa, **overrides}

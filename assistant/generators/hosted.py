@@ -58,3 +58,7 @@ class HostedGenerator:
 
     def condense(self, prompt: str) -> str | None:
         return self._client().invoke([{"role": "user", "content": prompt}]).content
+
+    def complete(self, prompt: str, max_tokens: int) -> str:
+        """One long reply (training data: training/write_questions.py), beyond the answers' token budget."""
+        return self._client().bind(max_tokens=max_tokens).invoke([{"role": "user", "content": prompt}]).content

@@ -54,8 +54,10 @@ class Guardrails:
         detail = ", ".join(f"{k}×{n}" for k, n in Redaction(r.text, new).counts().items())
         return r, Verdict("pii", not new, f"redacted {detail}" if new else "", (time.perf_counter() - t0) * 1000)
 
-    def check_input(self, clean: str, vector) -> InputDecision:
-        """`clean` has passed the hygiene rail and been redacted; `vector` is its embedding (shared with retrieval)."""
+    def check_input(self, clean: str, vector, role: str = "customer") -> InputDecision:
+        """`clean` has passed the hygiene rail and been redacted; `vector` is its embedding (shared with retrieval).
+        Staff asking how to escalate, or who takes a call for a manager, ask about a procedure: a request for a
+        person is a customer's hand-off only."""
         decision = InputDecision()
         contact = self.settings.contact_fallback
         for rail, check in (("injection", lambda: self.injection.check(clean, vector)),
@@ -66,6 +68,8 @@ class Guardrails:
                 decision.blocked_by, decision.message = rail, rail_config(rail)["message"].format(contact=contact)
                 return decision
         v = detect_handoff(clean)
+        if role != "customer" and v.data.get("kind") == "request":
+            v = Verdict("handoff", True, "a request for a person, asked by staff: a procedure question", v.ms)
         decision.verdicts.append(v)
         if not v.passed:
             decision.handoff = v.data["kind"]
