@@ -108,7 +108,7 @@ def test_a_staff_procedure_asked_by_a_customer_is_refused_by_the_internal_passag
     def feats(q: str, role: str = "customer") -> dict:
         return a.decide(q, a.retriever.retrieve(q, role=role, threshold=-1.0), role).features
 
-    procedure = "who has to sign off a claim above EUR 25,000 internally?"
+    procedure = "which team approves a claim over EUR 25,000?"
     assert feats(procedure)["internal_logit_gap"] > 0.0
     assert feats(procedure, "staff")["internal_logit_gap"] == 0.0 == feats(procedure, "staff")["internal_gap"]
 
@@ -187,6 +187,7 @@ def test_the_hosted_api_writes_questions_and_a_misquote_is_dropped(kb_store_dir,
         again = run(a, out, ["claims-procedure.md"], progress=False)
     assert counts == {"documents": 1, "skipped_documents": 0, "answerable": 1, "not_answerable": 1, "dropped": 2}
     assert again["documents"] == 0 and again["skipped_documents"] == 1 and len(server.requests) == 1
-    assert server.requests[0]["max_tokens"] >= 4000  # a whole document's questions, not an answer's budget
+    sent = server.requests[0]
+    assert (sent.get("max_completion_tokens") or sent.get("max_tokens")) >= 4000  # a document's questions, not an answer's budget
     rows = [json.loads(ln) for ln in out.read_text().splitlines()]
     assert [r["source"] for r in rows] == ["claims-procedure.md", None] and rows[1]["near"] == "claims-procedure.md"
