@@ -192,15 +192,11 @@ def cmd_answerability(reg, args) -> int:
         raise FileNotFoundError(f"dev split {dev} not found (python scripts/split_eval.py writes it; --dev none to skip)")
     if args.calibrate:
         from assistant.evaluation import load_cases
-        from training.answerability import calibrate, load_written, split_dev, split_written, written_cases
+        from training.answerability import calibrate, split_dev
 
         trained = AnswerabilityConfig.model_validate_json((reg.path(args.calibrate) / "config.json").read_text())
         # never on the dev cases the version learned from
         hold = split_dev(load_cases(dev), trained.dev_train_share, trained.seed)[1] if dev else None
-        held = split_written(load_written(trained.written), trained.written_calibration_share, trained.seed)[1]
-        if held:
-            store = Assistant(settings).store
-            hold = (hold or []) + written_cases(held, [c for c, _ in store.fetch(store.all_ids()).values()])
         # the version's own settings, with any --set on top (e.g. refusal_weight=3)
         figures = calibrate(reg.path(args.calibrate), Assistant(settings), dev,
                             trained.model_copy(update=_overrides(args.set)), hold)

@@ -59,7 +59,6 @@ class AnswerabilityConfig(BaseModel):
     written_repeat: int = 2  # passes over the written examples per epoch (they are few beside the templated ones)
     role_thresholds: bool = True  # every calibration case asked by both roles, a threshold for each (staff see
     # internal passages: their best sentences score otherwise)
-    written_calibration_share: float = 0.0  # share of the written questions kept out of training to calibrate
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
@@ -321,28 +320,6 @@ def quoted_sentence(row: dict, by_source: dict[str, list]):
     return chunk, max(sents, key=lambda t: (quote in _norm(t) or _norm(t) in quote, len(set(content_words(t)) & qw)))
 
 
-def split_written(rows: list[dict], share: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """(learned from, calibrates): a seeded share of the written questions is kept out of training to calibrate
-    the decision beside the dev split's held-out half (more, and more varied, questions than dev alone)."""
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    held = set(order[: round(len(rows) * share)])
-    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
-
-
-def written_cases(rows: list[dict], chunks) -> list[dict]:
-    """Written questions as evaluation cases (dev_features reads them): one of an internal document is answerable
-    for staff only."""
-    audience = {name: cs[0].audience for name, cs in chunks_by_file(chunks).items()}
-    out = []
-    for i, r in enumerate(rows):
-        internal = r["answerable"] and audience.get(r["source"]) == "internal"
-        out.append({"id": f"written-{i}", "question": r["question"], "must_refuse": not r["answerable"],
-                    "customer_must_refuse": internal, "audience": "internal" if internal else "public",
-                    "category": "written"})
-    return out
-
-
 def written_examples(rows: list[dict], chunks, assistant, exclude: list[str] = (), seed: int = 0
                      ) -> tuple[list[tuple[str, str, float]], dict[str, int]]:
     """Examples from written questions, made against the documents as they are now. An answerable question is a
@@ -515,8 +492,7 @@ def run(cfg: AnswerabilityConfig, registry, assistant, dev: Path | None = DEV_SE
     exclude = [c["question"] for f in EVAL_SETS if f.exists() for c in load_cases(f)]
     t0 = time.perf_counter()
     examples = synthesize(chunks, cfg.seed, cfg.questions_per_sentence, exclude)
-    train_written, held_written = split_written(load_written(cfg.written), cfg.written_calibration_share, cfg.seed)
-    written, written_stats = written_examples(train_written, chunks, assistant, exclude, cfg.seed)
+    written, written_stats = written_examples(load_written(cfg.written), chunks, assistant, exclude, cfg.seed)
     examples += written * cfg.written_repeat
     learn, hold = split_dev(load_cases(dev), cfg.dev_train_share, cfg.seed) if dev and Path(dev).exists() else ([], [])
     if learn:
@@ -550,9 +526,7 @@ def run(cfg: AnswerabilityConfig, registry, assistant, dev: Path | None = DEV_SE
                "synthesis_seconds": round(synth_s, 1), "train_seconds": round(train_s, 1)}
     metrics.update(written_stats)
     metrics["dev_cases_learned"], metrics["dev_cases_calibrating"] = len(learn), len(hold)
-    metrics["written_calibrating"] = len(held_written)
-    cases = (hold if learn else load_cases(dev) if dev and Path(dev).exists() else []) + written_cases(held_written, chunks)
-    metrics.update(calibrate(path, assistant, dev, cfg, cases))
+    metrics.update(calibrate(path, assistant, dev, cfg, hold if learn else None))
     (path / "metrics.json").write_text(json.dumps(metrics, indent=2))
     registry.finish(version, metrics)
     return version
@@ -580,8 +554,7 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
         dev = Path(dev).resolve()
         calibration = {"weights": weights, "bias": bias, "threshold": t,
                        "fitted_on": str(dev.relative_to(ROOT) if dev.is_relative_to(ROOT) else dev),
-                       "dev_cases": int(len(ys)), "reliability": reliability(probs, ys),
-                       "written_cases": sum(c.get("category") == "written" for c in cases or [])}
+                       "dev_cases": int(len(ys)), "reliability": reliability(probs, ys)}
         if cfg.role_thresholds:
             staff = role == "staff"
             calibration["thresholds"] = {"customer": t, "staff": choose_threshold(probs[staff], ys[staff], cfg.refusal_weight)}
