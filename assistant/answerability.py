@@ -242,10 +242,6 @@ class AnswerabilityModel:
         z = self.calibration["bias"] + sum(w * feats.get(k, 0.0) for k, w in self.calibration["weights"].items())
         return _sigmoid(z)
 
-    @property
-    def threshold(self) -> float:
-        return float(self.calibration["threshold"])
-
     def threshold_for(self, role: str) -> float:
         """Staff see internal passages too, so the same probability means another thing for them: a threshold of
         their own where calibration chose one (a version calibrated before has one for everybody)."""

@@ -85,7 +85,7 @@ def test_split_is_reproducible_stratified_and_keeps_paraphrases_together():
     cases = _all_cases()
     dev, test = split_files(16)
     assert dev == _load("customer_voice.dev.jsonl") and test == _load("customer_voice.test.jsonl")
-    corrections = [json.loads(ln) for ln in (EVAL / "corrections.jsonl").read_text().splitlines() if ln.strip()]
+    corrections = _load("corrections.jsonl")
     assert {c["id"] for c in corrections} <= {c["id"] for c in cases} and all(c["why"] for c in corrections)
     assert {c["id"] for c in dev}.isdisjoint({c["id"] for c in test}) and len(dev) + len(test) == len(cases)
     assert {c["group"] for c in dev if c["group"]}.isdisjoint({c["group"] for c in test if c["group"]})
