@@ -143,7 +143,8 @@ ANSWER_TYPES = (
     (re.compile(r"\b(how much|cost|costs|price|premium for|pay out|payout|limit|maximum|minimum|fee)\b", re.I),
      re.compile(r"(EUR|€|\$|£)\s?\d|\d\s?%|\bno (fee|charge|limit)\b|\bfree\b|\bunlimited\b", re.I)),
     (re.compile(r"\b(how long|how soon|how many (days|weeks|months|years|hours)|deadline|time limit|how quickly)\b", re.I),
-     re.compile(r"\b\d+\s*(day|days|hour|hours|week|weeks|month|months|year|years)\b|\bimmediately\b|\bas soon as\b", re.I)),
+     re.compile(r"\b\d+\s*((business|working|calendar)\s+)?(day|days|hour|hours|week|weeks|month|months|year|years)\b"
+                r"|\bimmediately\b|\bas soon as\b", re.I)),
     (re.compile(r"\b(phone number|number (to|do i|should i) call|what number|hotline|e-?mail address)\b", re.I),
      re.compile(r"\b0800\b|\+\d{2}|@|\b\d{3,4} \d{3,4}\b")),
 )
@@ -165,7 +166,7 @@ def features(question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap
             "type_mismatch": type_mismatch(question, [e.sentence for e in evidence[:3]]),
             "internal_gap": gap,
             # an internal sentence answers it better than any public one: a staff procedure, not for a customer
-            # (a rule beside the regression, not in it: Assistant.decide refuses above answerability_internal_margin)
+            # (a rule beside the regression, not in it: Assistant.decide refuses above the calibrated internal margin)
             "internal_logit_gap": max(0.0, internal_best - logits[0]) if internal_best is not None else 0.0}
 
 
@@ -246,6 +247,12 @@ class AnswerabilityModel:
         """Staff see internal passages too, so the same probability means another thing for them: a threshold of
         their own where calibration chose one (a version calibrated before has one for everybody)."""
         return float((self.calibration.get("thresholds") or {}).get(role, self.calibration["threshold"]))
+
+    @property
+    def internal_margin(self) -> float:
+        """How far an internal sentence may outscore the public ones before a customer is refused: chosen on dev by
+        calibration for this model's logits (a version calibrated before has none: 0)."""
+        return float(self.calibration.get("internal_margin", 0.0))
 
     def score(self, question: str, hits: list[Hit], evidence: list[Evidence]) -> None:
         """Fills each pre-ranked sentence's logit and probability."""

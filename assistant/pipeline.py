@@ -258,9 +258,10 @@ class Assistant:
         scored = (internal, prerank(question, [internal], self.embedder, bm25, 4)) if internal else None
         decision = (model or self.answerability).decide(expand(question), hits, evidence, bm25, gap, scored, role)
         # A sentence of an internal document answers better than any the customer may see: a staff procedure. The
-        # customer is refused (nothing internal is shown); on dev this caught internal questions the regression let
-        # through, at the cost of one public dev question of 156.
-        if decision.features["internal_logit_gap"] > self.settings.answerability_internal_margin:
+        # customer is refused (nothing internal is shown). The margin is the model's own, chosen on dev.
+        margin = self.settings.answerability_internal_margin
+        margin = (model or self.answerability).internal_margin if margin is None else margin
+        if decision.features["internal_logit_gap"] > margin:
             decision.answerable, decision.why = False, "only an internal document answers it"
         return decision
 

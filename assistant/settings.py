@@ -78,9 +78,10 @@ class Settings(BaseSettings):
     answerability_candidates: int = Field(
         8, description="Sentences of the retrieved passages the answerability model scores (pre-ranked by the "
                        "embedding model; one forward pass each).")
-    answerability_internal_margin: float = Field(
-        0.0, description="A customer is refused when a sentence of the best internal passage outscores every public "
-                         "one by more than this (cross-encoder logits): a staff procedure. Chosen on the dev split.")
+    answerability_internal_margin: float | None = Field(
+        None, description="A customer is refused when a sentence of the best internal passage outscores every public "
+                          "one by more than this (cross-encoder logits): a staff procedure. Empty = the margin the "
+                          "model's calibration chose on the dev split (logits spread differently per model).")
     extractive_choice_logit_weight: float = Field(
         0.05, description="With an answerability model: weight of its per-sentence probability beside the pre-ranking "
                          "score when the extractive backend chooses what to quote (tuned on the dev split).")

@@ -113,6 +113,37 @@ def test_a_staff_procedure_asked_by_a_customer_is_refused_by_the_internal_passag
     assert feats(procedure, "staff")["internal_logit_gap"] == 0.0 == feats(procedure, "staff")["internal_gap"]
 
 
+def test_the_internal_margin_is_the_models_own_unless_the_setting_overrides_it(kb_assistant):
+    """The margin comes from the version's calibration (chosen on dev for its logits); a set
+    answerability_internal_margin overrides it."""
+    a, q = kb_assistant, "which team approves a claim over EUR 25,000?"
+    cal = a.answerability.calibration
+    assert "internal_margin" in cal and cal["internal_margin"] >= 0.0
+    gap = a.decide(q, a.retriever.retrieve(q, threshold=-1.0)).features["internal_logit_gap"]
+    saved = cal["internal_margin"]
+    try:
+        cal["internal_margin"] = gap / 2
+        assert a.decide(q, a.retriever.retrieve(q, threshold=-1.0)).why == "only an internal document answers it"
+        a.settings = a.settings.model_copy(update={"answerability_internal_margin": gap + 1.0})
+        assert a.decide(q, a.retriever.retrieve(q, threshold=-1.0)).why != "only an internal document answers it"
+    finally:
+        cal["internal_margin"] = saved
+        a.settings = a.settings.model_copy(update={"answerability_internal_margin": None})
+
+
+def test_the_internal_margin_refuses_only_what_it_must_on_dev():
+    from training.answerability import choose_margin
+
+    # public questions (answerable) with small gaps, internal ones (to refuse) with large gaps, all above threshold
+    probs = np.full(6, 0.9)
+    gaps = np.array([0.0, 0.05, 0.1, 0.5, 0.6, 0.8])
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    assert choose_margin(probs, gaps, labels, 0.5, 2.0) == pytest.approx(0.3)
+    # gaps that say nothing (a model whose logits did not spread): the rule refuses nothing it was shown
+    noise = np.array([0.01, 0.03, 0.02, 0.04, 0.0, 0.05])
+    assert choose_margin(probs, noise, np.array([1, 0, 1, 1, 0, 1]), 0.5, 1.0) > noise.max()
+
+
 def test_written_questions_pair_with_the_sentence_of_their_quote_and_drop_when_it_left(kb_assistant):
     """A written question is a positive beside the sentence holding its quote, with negatives of the same kind as
     the synthetic ones; a quote its document no longer holds drops the question; an evaluation question is never

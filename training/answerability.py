@@ -56,7 +56,7 @@ class AnswerabilityConfig(BaseModel):
     # the rest calibrates the decision, so the threshold is never fitted on a question the model was trained on
     # questions a language model wrote from the sample documents (load_written); a missing file is skipped
     written: list[str] = ["data/answerability/written_questions.jsonl"]
-    written_repeat: int = 2  # passes over the written examples per epoch (they are few beside the templated ones)
+    written_repeat: int = 1  # passes over the written examples per epoch (2,583 rows: once keeps retraining ~11 min)
     role_thresholds: bool = True  # every calibration case asked by both roles, a threshold for each (staff see
     # internal passages: their best sentences score otherwise)
 
@@ -69,7 +69,8 @@ other more most less least what which who when where how why while during betwee
 five six seven eight nine ten first second new same own eur brightwater mutual insurance policy sheet product
 wording section""".split())
 _CURRENCY = re.compile(r"EUR|€|\$|£")
-_DURATION = re.compile(r"\b\d+\s*(day|days|hour|hours|week|weeks|month|months|year|years)\b", re.I)
+_DURATION = re.compile(r"\b\d+\s*((business|working|calendar)\s+)?(day|days|hour|hours|week|weeks|month|months|year|years)\b",
+                       re.I)
 _PERCENT = re.compile(r"\d+\s*%")
 _PHONE = re.compile(r"\b0800\b|\+\d{2}\b|@")
 _NEGATIVE = re.compile(r"\b(not covered|exclude|excluded|we do not|we don't|never|is not|are not|no cover)\b", re.I)
@@ -453,6 +454,21 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray, refusal_weight: floa
     return float((ties[0] + ties[-1]) / 2) if len(ties) > 1 else float(grid[best])
 
 
+def choose_margin(probs: np.ndarray, gaps: np.ndarray, labels: np.ndarray, threshold: float,
+                  refusal_weight: float) -> float:
+    """The internal-passage margin that minimises (missed answers + refusal_weight x wrong answers) on dev, a
+    customer's question answered when its probability reaches `threshold` and no internal sentence outscores the
+    public ones by more than the margin. It is chosen per model: logits spread differently from one model to the
+    next, so a fixed margin refuses on one what another lets through. Among equally good margins the largest, set
+    halfway to the next gap seen (the rule refuses only what it must)."""
+    grid = np.unique(np.concatenate([[0.0], gaps]))
+    answered = probs >= threshold
+    cost = [((~(answered & (gaps <= m))) & (labels == 1)).sum()
+            + refusal_weight * ((answered & (gaps <= m)) & (labels == 0)).sum() for m in grid]
+    best = max(i for i, c in enumerate(cost) if c == min(cost))
+    return float((grid[best] + grid[best + 1]) / 2) if best + 1 < len(grid) else float(grid[best] + 1.0)
+
+
 def dev_features(assistant, model, cases: list[dict], both_roles: bool = False
                  ) -> tuple[list[dict[str, float]], np.ndarray, list[str]]:
     """The decision's features for each dev case, computed by the pipeline's own decide() with no similarity
@@ -550,18 +566,31 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
         served.calibration = {"weights": weights, "bias": bias, "threshold": 0.5}
         probs = np.array([served.probability(r) for r in rows])
         role = np.array(roles)
-        t = choose_threshold(probs[role == "customer"], ys[role == "customer"], cfg.refusal_weight)
+        customer = role == "customer"
+        gaps = np.array([r.get("internal_logit_gap", 0.0) for r in rows])
+        t = choose_threshold(probs[customer], ys[customer], cfg.refusal_weight)
+        margin = choose_margin(probs[customer], gaps[customer], ys[customer], t, cfg.refusal_weight)
+        # the threshold again, over the customer questions the margin leaves to it
+        kept = customer & (gaps <= margin)
+        t = choose_threshold(probs[kept], ys[kept], cfg.refusal_weight)
         dev = Path(dev).resolve()
-        calibration = {"weights": weights, "bias": bias, "threshold": t,
+        calibration = {"weights": weights, "bias": bias, "threshold": t, "internal_margin": margin,
                        "fitted_on": str(dev.relative_to(ROOT) if dev.is_relative_to(ROOT) else dev),
                        "dev_cases": int(len(ys)), "reliability": reliability(probs, ys)}
         if cfg.role_thresholds:
             staff = role == "staff"
             calibration["thresholds"] = {"customer": t, "staff": choose_threshold(probs[staff], ys[staff], cfg.refusal_weight)}
             out["staff_threshold"] = round(calibration["thresholds"]["staff"], 4)
-        probs, ys = probs[role == "customer"], ys[role == "customer"]  # the figures as a customer asks
-        out["dev_answered_if_answerable"] = round(float((probs[ys == 1] >= t).mean()), 4) if (ys == 1).any() else None
-        out["dev_refused_if_not"] = round(float((probs[ys == 0] < t).mean()), 4) if (ys == 0).any() else None
-        out["threshold"] = round(t, 4)
+        # the figures as a customer asks, both rules applied
+        answered, ys = ((probs >= t) & (gaps <= margin))[customer], ys[customer]
+        out["dev_answered_if_answerable"] = round(float(answered[ys == 1].mean()), 4) if (ys == 1).any() else None
+        out["dev_refused_if_not"] = round(float((~answered[ys == 0]).mean()), 4) if (ys == 0).any() else None
+        out["threshold"], out["internal_margin"] = round(t, 4), round(margin, 4)
+        # whether the cross-encoder itself learned: its best logit alone, ranked against the labels
+        best = np.array([r["best_logit"] for r in rows])[customer]
+        if len(set(ys.tolist())) == 2:
+            from sklearn.metrics import roc_auc_score
+
+            out["dev_best_logit_auc"] = round(float(roc_auc_score(ys, best)), 4)
     (path / "calibration.json").write_text(json.dumps(calibration, indent=2))
     return out
