@@ -56,7 +56,7 @@ class AnswerabilityConfig(BaseModel):
     # the rest calibrates the decision, so the threshold is never fitted on a question the model was trained on
     # questions a language model wrote from the sample documents (load_written); a missing file is skipped
     written: list[str] = ["data/answerability/written_questions.jsonl"]
-    written_repeat: int = 1  # passes over the written examples per epoch (2,583 rows: once keeps retraining ~11 min)
+    written_repeat: int = 2  # passes over the written examples per epoch (they are few beside the templated ones)
     role_thresholds: bool = True  # every calibration case asked by both roles, a threshold for each (staff see
     # internal passages: their best sentences score otherwise)
 
