@@ -138,13 +138,15 @@ _QUESTION_WORDS = set("how mani much long soon often can could do doe keep get n
 FEATURES = ("best_logit", "second_logit", "best_similarity", "best_lexical", "passage_similarity", "support",
             "missing_figures", "type_mismatch", "internal_gap")
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+# a period a sentence states ("within 5 business days"); training/answerability.py templates questions from it too
+DURATION = re.compile(r"\b\d+\s*((business|working|calendar)\s+)?(day|days|hour|hours|week|weeks|month|months|year|years)\b",
+                      re.I)
 # What kind of fact a question asks for, and how a sentence that states one looks.
 ANSWER_TYPES = (
     (re.compile(r"\b(how much|cost|costs|price|premium for|pay out|payout|limit|maximum|minimum|fee)\b", re.I),
      re.compile(r"(EUR|€|\$|£)\s?\d|\d\s?%|\bno (fee|charge|limit)\b|\bfree\b|\bunlimited\b", re.I)),
     (re.compile(r"\b(how long|how soon|how many (days|weeks|months|years|hours)|deadline|time limit|how quickly)\b", re.I),
-     re.compile(r"\b\d+\s*((business|working|calendar)\s+)?(day|days|hour|hours|week|weeks|month|months|year|years)\b"
-                r"|\bimmediately\b|\bas soon as\b", re.I)),
+     re.compile(DURATION.pattern + r"|\bimmediately\b|\bas soon as\b", re.I)),
     (re.compile(r"\b(phone number|number (to|do i|should i) call|what number|hotline|e-?mail address)\b", re.I),
      re.compile(r"\b0800\b|\+\d{2}|@|\b\d{3,4} \d{3,4}\b")),
 )

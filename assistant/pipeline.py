@@ -256,11 +256,12 @@ class Assistant:
         evidence = prerank(question, hits, self.embedder, bm25, self.settings.answerability_candidates)
         gap, internal = internal_gap(self.store, self.embedder, question, hits, role)
         scored = (internal, prerank(question, [internal], self.embedder, bm25, 4)) if internal else None
-        decision = (model or self.answerability).decide(expand(question), hits, evidence, bm25, gap, scored, role)
+        model = model or self.answerability
+        decision = model.decide(expand(question), hits, evidence, bm25, gap, scored, role)
         # A sentence of an internal document answers better than any the customer may see: a staff procedure. The
         # customer is refused (nothing internal is shown). The margin is the model's own, chosen on dev.
         margin = self.settings.answerability_internal_margin
-        margin = (model or self.answerability).internal_margin if margin is None else margin
+        margin = model.internal_margin if margin is None else margin
         if decision.features["internal_logit_gap"] > margin:
             decision.answerable, decision.why = False, "only an internal document answers it"
         return decision

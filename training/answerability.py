@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from assistant.answerability import DURATION
 from training.config import ROOT
 from training.retriever import near_copy_of
 
@@ -69,8 +70,6 @@ other more most less least what which who when where how why while during betwee
 five six seven eight nine ten first second new same own eur brightwater mutual insurance policy sheet product
 wording section""".split())
 _CURRENCY = re.compile(r"EUR|€|\$|£")
-_DURATION = re.compile(r"\b\d+\s*((business|working|calendar)\s+)?(day|days|hour|hours|week|weeks|month|months|year|years)\b",
-                       re.I)
 _PERCENT = re.compile(r"\d+\s*%")
 _PHONE = re.compile(r"\b0800\b|\+\d{2}\b|@")
 _NEGATIVE = re.compile(r"\b(not covered|exclude|excluded|we do not|we don't|never|is not|are not|no cover)\b", re.I)
@@ -147,7 +146,7 @@ def voices(q: str, rng: random.Random) -> list[str]:
 
 # A question asking for a kind of fact the sentence does not state ("how much…" of a sentence with no amount).
 ASKS = [(_CURRENCY, ["how much does {kw} cost?", "what is the price of {kw}?", "how much do you pay for {kw}?"]),
-        (_DURATION, ["how long does {kw} take?", "how many days for {kw}?", "by when do i need to {kw}?"]),
+        (DURATION, ["how long does {kw} take?", "how many days for {kw}?", "by when do i need to {kw}?"]),
         (_PHONE, ["what number do i call about {kw}?", "what's the phone number for {kw}?"]),
         (_PERCENT, ["what percentage is {kw}?", "how big is the discount for {kw}?"])]
 
@@ -163,7 +162,7 @@ def questions_for(sentence: str, header: str, idf: dict[str, float], rng: random
     forms = [kw, f"{topic} {kw}".strip()]
     if _CURRENCY.search(sentence):
         forms += [f"how much is the {kw}?", f"what is the {kw} amount for {topic}?"]
-    if _DURATION.search(sentence):
+    if DURATION.search(sentence):
         forms += [f"how long for {kw}?", f"how many days do i have for {kw}?", f"when do i need to {kw}?"]
     if _PERCENT.search(sentence):
         forms += [f"what percentage {kw}?"]
