@@ -173,6 +173,24 @@ def test_written_questions_pair_with_the_sentence_of_their_quote_and_drop_when_i
     assert sum(e[2] == 0.0 for e in examples if "suitcase" in e[0]) >= 1
 
 
+def test_a_written_set_keeps_only_its_kinds_of_row_and_its_own_repeat(tmp_path):
+    """A second file of written questions can add only its refusals and staff questions, seen once, beside the
+    first seen twice: the recipe says which rows of which file, in the config the registry records."""
+    from training.answerability import AnswerabilityConfig, load_written
+
+    rows = [{"source": "a.md", "answer": "x", "question": "q1", "voice": "informal", "answerable": True},
+            {"source": "a.md", "answer": "x", "question": "q2", "voice": "staff", "answerable": True},
+            {"near": "a.md", "question": "q3", "voice": "story", "answerable": False}]
+    (tmp_path / "w.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = AnswerabilityConfig.model_validate(
+        {"written": [str(tmp_path / "w.jsonl"), {"path": str(tmp_path / "w.jsonl"), "repeat": 1,
+                                                  "kinds": ["unanswerable", "staff"]}]})
+    whole, some = cfg.written_sets()
+    assert whole.repeat is None and some.repeat == 1  # None: written_repeat
+    assert [r["question"] for r in load_written([some])] == ["q2", "q3"]
+    assert len(load_written(cfg.written)) == 5
+    assert cfg.model_dump()["written"][1]["kinds"] == ["unanswerable", "staff"]  # recorded as given
+
 def test_every_written_answer_is_quoted_from_its_document_and_no_question_copies_an_evaluation_one(kb_assistant):
     from assistant.evaluation import load_cases
     from training.answerability import EVAL_SETS, AnswerabilityConfig, chunks_by_file, load_written, quoted_sentence

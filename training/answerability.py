@@ -37,6 +37,19 @@ EVAL_SETS = [ROOT / "data" / "eval" / "customer_voice.dev.jsonl", ROOT / "data" 
              ROOT / "data" / "sample_kb" / "eval.jsonl"]
 
 
+class WrittenSet(BaseModel):
+    """A file of written questions: how often it is seen per epoch, and which of its rows (by kind: "answerable",
+    "unanswerable" or a voice such as "staff"; none: all)."""
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    repeat: int | None = None  # None: the config's written_repeat
+    kinds: list[str] = []
+
+    def keeps(self, row: dict) -> bool:
+        kinds = {"answerable" if row["answerable"] else "unanswerable", row.get("voice") or ""}
+        return not self.kinds or bool(kinds & set(self.kinds))
+
+
 class AnswerabilityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     preset: str = "answerability"
@@ -56,8 +69,11 @@ class AnswerabilityConfig(BaseModel):
     dev_train_share: float = 0.5  # share of the dev split's cases (whole paraphrase groups) also learned from;
     # the rest calibrates the decision, so the threshold is never fitted on a question the model was trained on
     # questions a language model wrote from the sample documents (load_written); a missing file is skipped
-    written: list[str] = ["data/answerability/written_questions.jsonl"]
+    written: list[str | WrittenSet] = ["data/answerability/written_questions.jsonl"]
     written_repeat: int = 2  # passes over the written examples per epoch (they are few beside the templated ones)
+
+    def written_sets(self) -> list[WrittenSet]:
+        return [WrittenSet(path=w) if isinstance(w, str) else w for w in self.written]
     role_thresholds: bool = True  # every calibration case asked by both roles, a threshold for each (staff see
     # internal passages: their best sentences score otherwise)
 
@@ -282,15 +298,17 @@ def synthesize(chunks, seed: int = 0, per_sentence: int = 3, exclude: list[str] 
     return examples
 
 
-def load_written(files: list[str]) -> list[dict]:
+def load_written(files: list[str | WrittenSet]) -> list[dict]:
     """Questions written by a language model from the documents alone (never from an evaluation set), one JSON
     object a line: {"source", "answer" (a verbatim quote of the sentence that answers), "question", "voice",
-    "answerable": true} or {"near", "question", "voice", "answerable": false, "absent"}."""
+    "answerable": true} or {"near", "question", "voice", "answerable": false, "absent"}; a WrittenSet keeps only
+    its kinds of row."""
     rows = []
     for f in files:
-        path = Path(f) if Path(f).is_absolute() else ROOT / f
+        spec = WrittenSet(path=f) if isinstance(f, str) else f
+        path = Path(spec.path) if Path(spec.path).is_absolute() else ROOT / spec.path
         if path.exists():
-            rows += [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+            rows += [r for r in (json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()) if spec.keeps(r)]
     return rows
 
 
@@ -507,8 +525,11 @@ def run(cfg: AnswerabilityConfig, registry, assistant, dev: Path | None = DEV_SE
     exclude = [c["question"] for f in EVAL_SETS if f.exists() for c in load_cases(f)]
     t0 = time.perf_counter()
     examples = synthesize(chunks, cfg.seed, cfg.questions_per_sentence, exclude)
-    written, written_stats = written_examples(load_written(cfg.written), chunks, assistant, exclude, cfg.seed)
-    examples += written * cfg.written_repeat
+    written_stats: dict[str, int] = {}
+    for spec in cfg.written_sets():
+        written, stats = written_examples(load_written([spec]), chunks, assistant, exclude, cfg.seed)
+        examples += written * (cfg.written_repeat if spec.repeat is None else spec.repeat)
+        written_stats = {k: written_stats.get(k, 0) + v for k, v in stats.items()}
     learn, hold = split_dev(load_cases(dev), cfg.dev_train_share, cfg.seed) if dev and Path(dev).exists() else ([], [])
     if learn:
         examples += dev_examples(learn, chunks, cfg.seed)

@@ -105,14 +105,20 @@ class ExtractiveGenerator:
     def quote(self, request: GenerationRequest) -> list[tuple[int, str]]:
         """With the answerability model's decision: the best sentence by the pre-ranking score (similarity to the
         question of the sentence with its heading, shared rare terms, the passage's similarity) plus the
-        cross-encoder's probability, then those within `extractive_evidence_margin` of it, in reading order."""
+        cross-encoder's probability, then those within `extractive_evidence_margin` of it. The passage holding the
+        best sentence comes first ("how do i file a claim" opens with how to report it, not with a retrieved-first
+        passage's "keep the damaged items"); within a passage, reading order ("It" still follows what it names)."""
         s = self.settings
         score = {id(e): e.prior + s.extractive_choice_logit_weight * (e.probability or 0.0) for e in request.decision.evidence}
         scored = sorted(request.decision.evidence, key=lambda e: -score[id(e)])
         if not scored:
             return []
         chosen = [e for e in scored if score[id(e)] >= score[id(scored[0])] - s.extractive_evidence_margin]
-        return [(e.n, e.sentence) for e in sorted(chosen[: s.extractive_max_sentences], key=lambda e: e.order)]
+        chosen = chosen[: s.extractive_max_sentences]
+        rank = {}  # passage -> place of its best chosen sentence
+        for i, e in enumerate(chosen):
+            rank.setdefault(e.n, i)
+        return [(e.n, e.sentence) for e in sorted(chosen, key=lambda e: (rank[e.n], e.order))]
 
     def stream(self, request: GenerationRequest, usage: Usage | None = None) -> Iterator[str]:
         if request.decision is not None:  # the pipeline's answerability model already decided it is answerable
