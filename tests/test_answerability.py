@@ -191,6 +191,27 @@ def test_a_written_set_keeps_only_its_kinds_of_row_and_its_own_repeat(tmp_path):
     assert len(load_written(cfg.written)) == 5
     assert cfg.model_dump()["written"][1]["kinds"] == ["unanswerable", "staff"]  # recorded as given
 
+
+def test_the_quoted_answer_opens_with_the_passage_of_its_best_sentence():
+    """The best sentence's passage leads even when another passage was retrieved first; within a passage the
+    sentences keep their reading order."""
+    from types import SimpleNamespace
+
+    from assistant.answerability import Evidence
+    from assistant.generators.base import GenerationRequest
+    from assistant.generators.extractive import ExtractiveGenerator
+
+    evidence = [Evidence(1, "Do not throw away damaged items until we say so.", 0, 0.50, probability=0.5),
+                Evidence(2, "Report your claim online or call the claims line.", 1, 0.70, probability=0.9),
+                Evidence(2, "Have your policy number ready.", 2, 0.55, probability=0.7)]
+    settings = SimpleNamespace(extractive_choice_logit_weight=0.5, extractive_evidence_margin=1.0,
+                               extractive_max_sentences=3)
+    request = GenerationRequest("how do i file a claim", [], [], decision=SimpleNamespace(evidence=evidence))
+    quoted = ExtractiveGenerator(None, None, settings).quote(request)
+    assert [n for n, _ in quoted] == [2, 2, 1]
+    assert quoted[0][1].startswith("Report") and quoted[1][1].startswith("Have")
+
+
 def test_every_written_answer_is_quoted_from_its_document_and_no_question_copies_an_evaluation_one(kb_assistant):
     from assistant.evaluation import load_cases
     from training.answerability import EVAL_SETS, AnswerabilityConfig, chunks_by_file, load_written, quoted_sentence

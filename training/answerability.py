@@ -71,11 +71,11 @@ class AnswerabilityConfig(BaseModel):
     # questions a language model wrote from the sample documents (load_written); a missing file is skipped
     written: list[str | WrittenSet] = ["data/answerability/written_questions.jsonl"]
     written_repeat: int = 2  # passes over the written examples per epoch (they are few beside the templated ones)
+    role_thresholds: bool = True  # every calibration case asked by both roles, a threshold for each (staff see
+    # internal passages: their best sentences score otherwise)
 
     def written_sets(self) -> list[WrittenSet]:
         return [WrittenSet(path=w) if isinstance(w, str) else w for w in self.written]
-    role_thresholds: bool = True  # every calibration case asked by both roles, a threshold for each (staff see
-    # internal passages: their best sentences score otherwise)
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
