@@ -45,6 +45,10 @@ class WrittenSet(BaseModel):
     repeat: int | None = None  # None: the config's written_repeat
     kinds: list[str] = []
 
+    @classmethod
+    def of(cls, spec: str | WrittenSet) -> WrittenSet:
+        return cls(path=spec) if isinstance(spec, str) else spec  # a plain path: every row, written_repeat
+
     def keeps(self, row: dict) -> bool:
         kinds = {"answerable" if row["answerable"] else "unanswerable", row.get("voice") or ""}
         return not self.kinds or bool(kinds & set(self.kinds))
@@ -75,7 +79,7 @@ class AnswerabilityConfig(BaseModel):
     # internal passages: their best sentences score otherwise)
 
     def written_sets(self) -> list[WrittenSet]:
-        return [WrittenSet(path=w) if isinstance(w, str) else w for w in self.written]
+        return [WrittenSet.of(w) for w in self.written]
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
@@ -305,7 +309,7 @@ def load_written(files: list[str | WrittenSet]) -> list[dict]:
     its kinds of row."""
     rows = []
     for f in files:
-        spec = WrittenSet(path=f) if isinstance(f, str) else f
+        spec = WrittenSet.of(f)
         path = Path(spec.path) if Path(spec.path).is_absolute() else ROOT / spec.path
         if path.exists():
             rows += [r for r in (json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()) if spec.keeps(r)]
