@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.precision import autocast
 from assistant.schema import Hit
 
 
@@ -219,7 +220,7 @@ class AnswerabilityModel:
     ({"weights": {feature: w}, "bias", "threshold"}: probability = sigmoid(bias + sum w * feature), answerable when
     >= threshold). Uncalibrated: the best logit alone, threshold 0.5."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, bf16: str = "auto"):
         from sentence_transformers.cross_encoder import CrossEncoder
 
         folder = Path(folder)
@@ -230,11 +231,12 @@ class AnswerabilityModel:
         self.calibration = (json.loads(cal.read_text()) if cal.exists()
                             else {"weights": {"best_logit": 1.0}, "bias": 0.0, "threshold": 0.5})
         self._lock = threading.Lock()  # one scoring at a time: two torch calls only fight over the cores
+        self.bf16 = bf16  # the `cpu_bf16` setting: calibration scores as serving does
 
     def logits(self, question: str, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros(0, dtype=np.float32)
-        with self._lock:
+        with self._lock, autocast(self.bf16):
             import torch
 
             return np.asarray(self._model.predict([(question, t) for t in texts], batch_size=32,
@@ -296,10 +298,10 @@ def resolve(name: str | None, folder: Path) -> Path | None:
 
 
 @lru_cache(maxsize=2)
-def _load(path: str) -> AnswerabilityModel:
-    return AnswerabilityModel(path)
+def _load(path: str, bf16: str) -> AnswerabilityModel:
+    return AnswerabilityModel(path, bf16)
 
 
 def get_answerability(settings) -> AnswerabilityModel | None:
     path = resolve(settings.answerability_model, Path(settings.answerability_dir))
-    return _load(str(path.resolve())) if path else None
+    return _load(str(path.resolve()), settings.cpu_bf16) if path else None

@@ -12,25 +12,28 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.precision import autocast
+
 
 class RerankerError(ValueError):
     setting = "ASSISTANT_RERANKER_MODEL"  # what a person fixes
 
 
 class Reranker:
-    def __init__(self, model_path: str | Path):
+    def __init__(self, model_path: str | Path, bf16: str = "auto"):
         from sentence_transformers.cross_encoder import CrossEncoder
 
         self.model_path = str(model_path)
         self._model = CrossEncoder(self.model_path, device="cpu")
         # One scoring at a time: two threads running torch at once only fight over the cores.
         self._lock = threading.Lock()
+        self.bf16 = bf16
 
     def score(self, query: str, passages: list[str], batch_size: int = 32) -> np.ndarray:
         """One relevance score per passage (higher = more relevant; comparable within one query only)."""
         if not passages:
             return np.zeros(0, dtype=np.float32)
-        with self._lock:
+        with self._lock, autocast(self.bf16):
             return np.asarray(self._model.predict([(query, p) for p in passages], batch_size=batch_size,
                                                   show_progress_bar=False, convert_to_numpy=True), dtype=np.float32)
 
@@ -45,5 +48,5 @@ def resolve_reranker(name: str, rerankers_dir: Path) -> Path:
 
 
 @lru_cache(maxsize=2)
-def get_reranker(name: str, rerankers_dir: Path) -> Reranker:
-    return Reranker(resolve_reranker(name, rerankers_dir))
+def get_reranker(name: str, rerankers_dir: Path, bf16: str = "auto") -> Reranker:
+    return Reranker(resolve_reranker(name, rerankers_dir), bf16)

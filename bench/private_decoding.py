@@ -1,7 +1,7 @@
 """The private model's decoding, side by side in one run: grounded decoding on/off, prompt-lookup
-decoding and int8 dynamic quantization.
+decoding, int8 dynamic quantization and bf16 weights.
 
-    python bench/private_decoding.py [--model DIR] [--n 24] [--store DIR] [--modes grounded,grounded+lookup,free,grounded+int8,spans+lookup]
+    python bench/private_decoding.py [--model DIR] [--n 24] [--store DIR] [--modes grounded,grounded+lookup,free,grounded+int8,grounded+lookup+bf16,spans+lookup]
 
 For the public questions of the customer-voice test split (every k-th, --n of them), the passages the real hybrid
 retriever finds go to the in-process private backend (the promoted version unless --model), streaming. Per mode:
@@ -27,6 +27,7 @@ MODES = {"grounded": dict(private_grounded_decoding=True, private_prompt_lookup=
          "grounded+lookup": dict(private_grounded_decoding=True, private_prompt_lookup=10),
          "free": dict(private_grounded_decoding=False, private_prompt_lookup=0),
          "grounded+int8": dict(private_grounded_decoding=True, private_prompt_lookup=0, private_int8=True),
+         "grounded+lookup+bf16": dict(private_grounded_decoding=True, private_prompt_lookup=10, private_bf16=True),
          # the stricter form: spans copied from the passages, at most 6 tokens of its own per sentence
          "spans+lookup": dict(private_grounded_decoding=True, private_prompt_lookup=10, private_copy_spans=6)}
 
@@ -68,12 +69,14 @@ def main() -> None:
         requests.append(GenerationRequest(c["question"], hits, []))
     print(f"{len(requests)} questions, model {generator._loaded[0]}, {args.threads} threads")
     list(generator.stream(requests[0]))  # warm-up: weights paged in, kernels chosen
-    loaded_int8 = False
+    loaded, reference = (False, False), None
     for mode in args.modes.split(","):
         generator.settings = settings.model_copy(update=MODES[mode])
-        if MODES[mode].get("private_int8", False) != loaded_int8:  # reload the weights as this mode asks
-            generator._loaded, loaded_int8 = None, not loaded_int8
+        weights = (MODES[mode].get("private_int8", False), MODES[mode].get("private_bf16", False))
+        if weights != loaded:  # reload the weights as this mode asks
+            generator._loaded, loaded = None, weights
             list(generator.stream(requests[0]))
+        answers = []
         first, whole, per_token, cited, bad, n_tokens = [], [], [], 0, 0, []
         for req in requests:
             usage, t0, t_first, parts = Usage(), time.perf_counter(), None, []
@@ -83,6 +86,7 @@ def main() -> None:
                 parts.append(piece)
             t_end = time.perf_counter()
             answer = "".join(parts)
+            answers.append(answer)
             first.append(((t_first or t_end) - t0) * 1000)
             whole.append((t_end - t0) * 1000)
             n = max(usage.completion_tokens, 1)
@@ -104,6 +108,11 @@ def main() -> None:
         print(f"  60-token answer p95        : {np.percentile(sixty, 95):.0f} ms (first token + 59 × per-token time)")
         print(f"  answers citing a passage   : {cited}/{len(requests)}")
         print(f"  figures not in the passages: {bad}")
+        if reference is None:
+            reference = (mode, answers)
+        else:  # greedy decoding: a faster mode that writes other words has changed the model
+            same = sum(a == b for a, b in zip(answers, reference[1]))
+            print(f"  answers identical to [{reference[0]}]: {same}/{len(answers)}")
 
 
 if __name__ == "__main__":

@@ -261,3 +261,24 @@ def test_the_hosted_api_writes_questions_and_a_misquote_is_dropped(kb_store_dir,
     assert (sent.get("max_completion_tokens") or sent.get("max_tokens")) >= 4000  # a document's questions, not an answer's budget
     rows = [json.loads(ln) for ln in out.read_text().splitlines()]
     assert [r["source"] for r in rows] == ["claims-procedure.md", None] and rows[1]["near"] == "claims-procedure.md"
+
+
+def test_bf16_scoring_makes_the_decisions_fp32_makes(answerability, embedder):
+    """`cpu_bf16` (auto: on where the CPU computes bf16 natively) trades digits of the logits for speed; the
+    decision must not notice."""
+    from assistant.answerability import AnswerabilityModel
+    from assistant.pipeline import Assistant
+    from assistant.precision import bf16_enabled, cpu_has_bf16
+
+    settings, registry, version = answerability
+    assert registry.metadata(version)["metrics"]["bf16"] == cpu_has_bf16()  # trained as `auto` says
+    assert bf16_enabled("on") and not bf16_enabled("off") and bf16_enabled("auto") == cpu_has_bf16()
+    with pytest.raises(ValueError, match="auto, on or off"):
+        bf16_enabled("fast")
+    fp32, bf16 = (AnswerabilityModel(registry.path(version), b) for b in ("off", "on"))
+    served = Assistant(settings, embedder=embedder)
+    for q in NEW_DOC_QUESTIONS + UNANSWERABLE:
+        hits = served.retriever.retrieve(q, threshold=-1.0)
+        texts = [h.chunk.text for h in hits]
+        assert np.allclose(fp32.logits(q, texts), bf16.logits(q, texts), atol=0.15), q
+        assert (served.decide(q, hits, model=fp32).answerable == served.decide(q, hits, model=bf16).answerable), q

@@ -78,10 +78,12 @@ class PrivateGenerator:
                 from transformers import AutoModelForCausalLM, AutoTokenizer
 
                 tok = AutoTokenizer.from_pretrained(path)
-                model = AutoModelForCausalLM.from_pretrained(path)
+                import torch
+
+                bf16 = self.settings.private_bf16 and not self.settings.private_int8  # int8 quantizes fp32 weights
+                model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
                 model.eval()
                 if self.settings.private_int8:
-                    import torch
                     from torch.ao.quantization import quantize_dynamic
 
                     model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
