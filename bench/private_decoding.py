@@ -23,13 +23,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-MODES = {"grounded": dict(private_grounded_decoding=True, private_prompt_lookup=0),
-         "grounded+lookup": dict(private_grounded_decoding=True, private_prompt_lookup=10),
-         "free": dict(private_grounded_decoding=False, private_prompt_lookup=0),
+MODES = {"grounded": dict(private_grounded_decoding=True, private_prompt_lookup=0, private_bf16="off"),
+         "grounded+lookup": dict(private_grounded_decoding=True, private_prompt_lookup=10, private_bf16="off"),
+         "free": dict(private_grounded_decoding=False, private_prompt_lookup=0, private_bf16="off"),
          "grounded+int8": dict(private_grounded_decoding=True, private_prompt_lookup=0, private_int8=True),
-         "grounded+lookup+bf16": dict(private_grounded_decoding=True, private_prompt_lookup=10, private_bf16=True),
+         "grounded+lookup+bf16": dict(private_grounded_decoding=True, private_prompt_lookup=10, private_bf16="on"),
          # the stricter form: spans copied from the passages, at most 6 tokens of its own per sentence
-         "spans+lookup": dict(private_grounded_decoding=True, private_prompt_lookup=10, private_copy_spans=6)}
+         "spans+lookup": dict(private_grounded_decoding=True, private_prompt_lookup=10, private_copy_spans=6,
+                              private_bf16="off")}
 
 
 def main() -> None:
@@ -69,10 +70,10 @@ def main() -> None:
         requests.append(GenerationRequest(c["question"], hits, []))
     print(f"{len(requests)} questions, model {generator._loaded[0]}, {args.threads} threads")
     list(generator.stream(requests[0]))  # warm-up: weights paged in, kernels chosen
-    loaded, reference = (False, False), None
+    loaded, reference = None, None  # what _load() chose above follows the settings' defaults: reload
     for mode in args.modes.split(","):
         generator.settings = settings.model_copy(update=MODES[mode])
-        weights = (MODES[mode].get("private_int8", False), MODES[mode].get("private_bf16", False))
+        weights = (MODES[mode].get("private_int8", False), MODES[mode].get("private_bf16", "off"))
         if weights != loaded:  # reload the weights as this mode asks
             generator._loaded, loaded = None, weights
             list(generator.stream(requests[0]))

@@ -207,3 +207,26 @@ def test_hosted_backend_against_a_real_transformers_server_of_the_base(smol_base
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_private_weights_follow_the_bf16_setting_and_decode_alike(smol_run, kb_store_dir, embedder):
+    """`private_bf16` loads bf16 weights (auto: where the CPU has native bf16); greedy decoding of the same prompt
+    begins with the same words as in fp32."""
+    import torch
+
+    from assistant.generators.base import GenerationRequest
+    from assistant.generators.private import PrivateGenerator
+    from assistant.pipeline import Assistant
+    from assistant.precision import bf16_enabled
+
+    reg, _ = smol_run
+    s = make_settings(kb_store_dir, models_dir=reg.dir, max_answer_tokens=8, temperature=0.0)
+    hits = Assistant(s, embedder=embedder).retriever.retrieve("How long is the cooling-off period for life insurance?")
+    request = GenerationRequest("How long is the cooling-off period for life insurance?", hits, [])
+    answers = {}
+    for setting, dtype in (("off", torch.float32), ("on", torch.bfloat16),
+                           ("auto", torch.bfloat16 if bf16_enabled("auto") else torch.float32)):
+        generator = PrivateGenerator(s.model_copy(update={"private_bf16": setting}))
+        answers[setting] = "".join(generator.stream(request))
+        assert next(generator._loaded[2].parameters()).dtype == dtype, setting
+    assert answers["on"].split()[:3] == answers["off"].split()[:3], answers

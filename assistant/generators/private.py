@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from assistant.generators.base import GenerationRequest, GeneratorUnavailable, Usage
+from assistant.precision import bf16_enabled
 from assistant.prompt import COMPACT_RULES, build_messages, trim_hit
 
 # Written by training beside the weights: how many chunks the model was trained to read, its answer budget.
@@ -80,7 +81,7 @@ class PrivateGenerator:
                 tok = AutoTokenizer.from_pretrained(path)
                 import torch
 
-                bf16 = self.settings.private_bf16 and not self.settings.private_int8  # int8 quantizes fp32 weights
+                bf16 = bf16_enabled(self.settings.private_bf16) and not self.settings.private_int8  # int8: fp32 in
                 model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
                 model.eval()
                 if self.settings.private_int8:
