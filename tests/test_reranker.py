@@ -84,7 +84,7 @@ def test_reranking_reorders_fused_candidates_within_the_role(reranker, kb_store_
     settings = make_settings(kb_store_dir, reranker_model=version, rerankers_dir=reg, rerank_candidates=12)
     store = KnowledgeStore.from_settings(settings)
     retriever = HybridRetriever(store, embedder, settings)  # the reranker comes from settings
-    assert retriever.reranker is get_reranker(version, reg)
+    assert retriever.reranker is get_reranker(version, reg, settings.cpu_bf16)
     question = "How long do I have to report a car accident?"
     fused = retriever.retrieve(question, role="customer", k=12, rerank=False)
     reranked = retriever.retrieve(question, role="customer", k=5)
