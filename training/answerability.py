@@ -61,15 +61,15 @@ class AnswerabilityConfig(BaseModel):
     base: str | None = None  # None: the packaged MiniLM
     layers: int = 6  # encoder layers kept (fewer: faster, weaker)
     questions_per_sentence: int = 1  # templated questions per sentence (3 measured worse beside the written ones)
-    epochs: int = 1  # one pass: ~11 min on 2 cores (the measured version); more is for a GPU
+    epochs: int = 1  # one pass: 8-9.5 min on 2 cores under bf16 (11-17 min in fp32); more is for a GPU
     batch_size: int = 32
     lr: float = 8e-5  # dev, the half not learned from: best-logit AUC 0.74 at 5e-5 (3 questions, written x1), 0.81
     # at 8e-5 (1 question, written x2), 0.71 at 1.2e-4
     warmup_ratio: float = 0.1
     max_length: int = 96
     max_steps: int = -1
-    bf16: bool | None = None  # bf16 autocast while training; None: where the CPU computes bf16 natively (1.6x faster
-    # per step on this project's 2 cores) or on a GPU that does
+    bf16: bool | None = None  # bf16 autocast while training; None: where the CPU computes bf16 natively (482 s
+    # instead of 1,013 s of training on this project's 2 cores, the same dev AUC)
     seed: int = 0
     refusal_weight: float = 2.0  # threshold choice on dev: a wrong answer costs this many missed answers
     calibration_c: float = 0.3  # inverse L2 strength of the decision's logistic regression (picked by 5-fold CV on dev)

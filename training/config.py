@@ -124,9 +124,9 @@ class TrainConfig(Strict):
     @field_validator("dtype")
     @classmethod
     def _resolve_dtype(cls, v: str) -> str:
-        from assistant.precision import cpu_has_bf16
+        from assistant.precision import use_bf16
 
-        return ("bfloat16" if cpu_has_bf16() else "float32") if v == "auto" else v
+        return ("bfloat16" if use_bf16(None) else "float32") if v == "auto" else v
 
 
 KB = Source(name="knowledge_base", group="insurance", kind="kb", path="data/sample_kb")
