@@ -276,6 +276,35 @@ class AnswerabilityModel:
         return Decision(p, p >= self.threshold_for(role), sorted(evidence, key=lambda e: -(e.logit or -1e9)), feats)
 
 
+def choice_score(e: Evidence, logit_weight: float) -> float:
+    """How strongly a scored sentence is chosen as the answer: its pre-ranking score plus the cross-encoder's
+    probability (`extractive_choice_logit_weight`, tuned on dev): what the extractive backend quotes first."""
+    return e.prior + logit_weight * (e.probability or 0.0)
+
+
+def evidence_first(hits: list[Hit], decision: Decision, logit_weight: float) -> list[Hit]:
+    """The passages reordered by their best scored sentence's choice_score (unscored ones after, in retrieval
+    order), the decision's evidence renumbered to match."""
+    best: dict[int, float] = {}
+    for e in decision.evidence:
+        if e.logit is not None:
+            best[e.n] = max(best.get(e.n, -1e9), choice_score(e, logit_weight))
+    order = sorted(range(1, len(hits) + 1), key=lambda n: (n not in best, -best.get(n, 0.0), n))
+    new = {old: i for i, old in enumerate(order, start=1)}
+    for e in decision.evidence:
+        e.n = new[e.n]
+    return [hits[n - 1] for n in order]
+
+
+def best_sentences(decision: Decision, logit_weight: float) -> dict[int, str]:
+    """Passage number -> its scored sentence of the highest choice_score."""
+    best: dict[int, Evidence] = {}
+    for e in decision.evidence:
+        if e.logit is not None and (e.n not in best or choice_score(e, logit_weight) > choice_score(best[e.n], logit_weight)):
+            best[e.n] = e
+    return {n: e.sentence for n, e in best.items()}
+
+
 def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 

@@ -212,6 +212,10 @@ class Assistant:
                 return _Turn(REFUSAL.format(contact=self.settings.contact_fallback), True,
                              f"not_answerable: {decision.why} (p={decision.probability:.2f})",
                              answerability=decision.probability)
+        if decision is not None and self.settings.evidence_first:
+            from assistant.answerability import evidence_first
+
+            hits = evidence_first(hits, decision, self.settings.extractive_choice_logit_weight)
         request = GenerationRequest(standalone, hits, build_messages(standalone, hits, self.settings.contact_fallback,
                                                                      session.history), session.history, decision)
         usage = Usage()

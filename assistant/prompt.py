@@ -44,14 +44,27 @@ def build_messages(question: str, hits: list[Hit], contact: str, history: list[t
     return messages
 
 
-def trim_hit(hit: Hit, max_chars: int) -> Hit:
-    """The hit with its text cut at the last sentence end within `max_chars` (a small context window)."""
+def trim_hit(hit: Hit, max_chars: int, focus: str | None = None) -> Hit:
+    """The hit with its text cut at the last sentence end within `max_chars` (a small context window). With `focus`
+    (the passage's sentence that answers) lying beyond the cut, the text is the passage's heading line and the
+    passage from that sentence on: a small window shows the answer rather than the passage's opening."""
     text = hit.chunk.text
     if len(text) > max_chars:
+        at = _find(text, focus) if focus else -1
+        if at >= 0 and at + len(focus) > max_chars:
+            head = text.split("\n", 1)[0] if hit.chunk.title and text.startswith(hit.chunk.title) else ""
+            text = f"{head}\n… {text[at:]}" if head and at > len(head) else text[at:]
         cut = text[:max_chars]
         end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("? "))
         text = cut[: end + 1] if end > max_chars // 3 else cut
     return replace(hit, chunk=replace(hit.chunk, text=text))
+
+
+def _find(text: str, sentence: str) -> int:
+    """Where `sentence` (as split_sentences wrote it: lines re-joined, list marks stripped) starts in `text`; -1."""
+    words = re.findall(r"\w+", sentence)[:6]
+    m = re.search(r"\W+".join(map(re.escape, words)), text) if words else None
+    return m.start() if m else -1
 
 
 def cited_numbers(answer: str, n_hits: int) -> list[int]:

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     extractive_choice_logit_weight: float = Field(
         0.05, description="With an answerability model: weight of its per-sentence probability beside the pre-ranking "
                          "score when the extractive backend chooses what to quote (tuned on the dev split).")
+    evidence_first: bool = Field(
+        True, description="With an answerability model: the passages reach the generator in the order of their best "
+                          "sentence's score (the passage that answers is [1]): a small private model quotes what it "
+                          "reads first, and only `context_chunks` of them fit its prompt.")
     extractive_evidence_margin: float = Field(
         0.05, description="With an answerability model: sentences scoring within this of the best one are quoted too "
                           "(up to `extractive_max_sentences`; tuned on the dev split).")

@@ -282,3 +282,34 @@ def test_bf16_scoring_makes_the_decisions_fp32_makes(answerability, embedder):
         texts = [h.chunk.text for h in hits]
         assert np.allclose(fp32.logits(q, texts), bf16.logits(q, texts), atol=0.15), q
         assert (served.decide(q, hits, model=fp32).answerable == served.decide(q, hits, model=bf16).answerable), q
+
+
+def test_evidence_first_puts_the_passage_that_answers_first_and_renumbers_the_evidence():
+    from types import SimpleNamespace
+
+    from assistant.answerability import Evidence, choice_score, evidence_first
+
+    hits = ["retrieved first", "answers", "unscored", "second best"]
+    evidence = [Evidence(2, "Report your claim online.", 3, 0.70, logit=2.0, probability=0.9),
+                Evidence(1, "Keep the damaged items.", 0, 0.50, logit=0.5, probability=0.6),
+                Evidence(4, "Call the claims line.", 5, 0.60, logit=1.0, probability=0.7)]
+    before = {e.sentence: hits[e.n - 1] for e in evidence}
+    ordered = evidence_first(hits, SimpleNamespace(evidence=evidence), 0.05)
+    assert ordered == ["answers", "second best", "retrieved first", "unscored"]
+    assert all(ordered[e.n - 1] == before[e.sentence] for e in evidence)  # every [n] still names its passage
+    assert max(evidence, key=lambda e: choice_score(e, 0.05)).n == 1
+
+
+def test_the_served_passages_follow_the_evidence_and_the_extractive_answer_does_not_change(kb_assistant):
+    """With `evidence_first` the passage holding the best sentence is [1]; the extractive answer quotes the same
+    sentences of the same documents either way (only the numbers of the citations may move)."""
+    q = "how do i file a claim"
+    on = kb_assistant.ask(q)
+    off_assistant = type(kb_assistant)(kb_assistant.settings.model_copy(update={"evidence_first": False}),
+                                       store=kb_assistant.store, embedder=kb_assistant.embedder)
+    off = off_assistant.ask(q)
+    assert not on.refused and not off.refused
+    strip = lambda a: re.sub(r"\s*\[\d+\]", "", a.answer)  # noqa: E731
+    assert strip(on) == strip(off)
+    assert {c.chunk_id for c in on.citations} == {c.chunk_id for c in off.citations}
+    assert re.search(r"\[(\d+)\]", on.answer).group(1) == "1"

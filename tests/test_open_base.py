@@ -230,3 +230,36 @@ def test_private_weights_follow_the_bf16_setting_and_decode_alike(smol_run, kb_s
         answers[setting] = "".join(generator.stream(request))
         assert next(generator._loaded[2].parameters()).dtype == dtype, setting
     assert answers["on"].split()[:3] == answers["off"].split()[:3], answers
+
+
+def test_sft_examples_are_answered_as_served_and_own_failures_see_the_same_passages(smol_base, kb_assistant):
+    """With the served decision, a grounded example's teacher quotes from the passage the decision ranks first
+    ([1]); the own-failures stage rebuilds exactly the example's prompt from the passages it records."""
+    from transformers import AutoTokenizer
+
+    from assistant.generators.extractive import ExtractiveGenerator
+    from training.instructions import ExampleBuilder
+    from assistant.answerability import best_sentences
+    from training.own_failures import shown_request
+
+    a = kb_assistant
+    tok = AutoTokenizer.from_pretrained(smol_base.path)
+
+    def decide(question, hits):
+        hits, _ = a.guards.sanitize(hits)
+        return hits, a.decide(question, hits, "customer")
+
+    teacher = ExtractiveGenerator(a.store, a.embedder, a.settings)
+    builder = ExampleBuilder(a.store, a.retriever, teacher, tok, a.settings, 380, 3, 0, decide)
+    questions = ["How do I make a claim?", "What is the deductible for car insurance?",
+                 "Is flood damage covered by home insurance?", "what is the capital of australia"]
+    examples = [builder.grounded(q) for q in questions]
+    assert examples[-1] is None  # the decision refuses it: no grounded example
+    made = [e for e in examples if e is not None]
+    assert len(made) >= 2
+    for ex in made:
+        assert re.match(r"[^\[]*\[1\]", ex.answer), ex.answer
+        request = shown_request(a.store, ex.__dict__)
+        assert [h.chunk.chunk_id for h in request.hits] == ex.meta["chunk_ids"]
+        focus = best_sentences(request.decision, a.settings.extractive_choice_logit_weight)
+        assert builder._prompt(ex.question, request.hits, None, focus)[0] == ex.messages

@@ -117,6 +117,8 @@ class TrainConfig(Strict):
     sft_context_chunks: int = 2  # retrieved chunks per training prompt (what fits the model's context)
     sft_max_examples: int | None = None  # cap the built examples (the test preset)
     sft_sentence_questions: int = 0  # templated questions per public chunk from its figure-stating sentences
+    sft_teacher_decision: bool = True  # with a promoted answerability model the teacher answers as serving does:
+    # through its decision, quoting what it chose, the passages in serving's order (`evidence_first`)
     align: AlignConfig = AlignConfig()
     eval: EvalConfig = EvalConfig()
     estimate: dict | None = None  # design-1b: the documented cost of the full-size run

@@ -117,27 +117,63 @@ def _norm(q: str) -> str:
 
 
 class ExampleBuilder:
-    def __init__(self, store, retriever, teacher, tokenizer, settings, budget_tokens: int, n_chunks: int, seed: int):
-        self.store, self.retriever, self.teacher = store, retriever, teacher
+    """`decide`: the served answer/refuse decision, (question, hits) -> (hits, Decision), or None (the teacher's
+    lexical rules choose what to quote)."""
+
+    def __init__(self, store, retriever, teacher, tokenizer, settings, budget_tokens: int, n_chunks: int, seed: int,
+                 decide=None):
+        self.store, self.retriever, self.teacher, self.decide = store, retriever, teacher, decide
         self.tok, self.settings = tokenizer, settings
         self.budget, self.n_chunks = budget_tokens, n_chunks
         self.rng = random.Random(seed)
         self.contact = settings.contact_fallback
 
-    def _prompt(self, question, hits, history=None):
-        return fit_messages(self.tok, question, hits, self.contact, history or [], self.budget, self.n_chunks)
+    def _prompt(self, question, hits, history=None, focus=None):
+        return fit_messages(self.tok, question, hits, self.contact, history or [], self.budget, self.n_chunks, focus)
 
     def grounded(self, question: str, history=None) -> Example | None:
+        if self.decide is not None:
+            return self._decided(question, history)
         hits = self.retriever.retrieve(question, role="customer", k=self.n_chunks)
         if not hits:
             return None
         messages, shown = self._prompt(question, hits, history)
         # The teacher sees exactly the (trimmed) passages the student will see: it cannot quote anything else.
         answer = "".join(self.teacher.stream(GenerationRequest(question, shown, messages, history or []))).strip()
+        return self._example(question, history, messages, shown, answer)
+
+    def _decided(self, question: str, history=None) -> Example | None:
+        """As serving does it: the decision over all retrieved passages, the passages in the order of their best
+        sentence (the one that answers is [1]), the teacher quoting the sentences the cross-encoder chose among
+        those the student is shown. A question the decision refuses makes no grounded example."""
+        from assistant.answerability import best_sentences, candidates, evidence_first
+
+        hits = self.retriever.retrieve(question, role="customer", threshold=-1.0)
+        if not hits:
+            return None
+        hits, decision = self.decide(question, hits)
+        if not decision.answerable:
+            return None
+        weight = self.settings.extractive_choice_logit_weight
+        hits = evidence_first(hits, decision, weight)
+        focus = best_sentences(decision, weight)
+        messages, shown = self._prompt(question, hits, history, focus)
+        visible = {(e.n, e.sentence) for e in candidates(shown)}
+        decision.evidence = [e for e in decision.evidence if (e.n, e.sentence) in visible]
+        if not decision.evidence:
+            return None
+        answer = "".join(self.teacher.stream(GenerationRequest(question, shown, messages, history or [], decision))).strip()
+        ex = self._example(question, history, messages, shown, answer)
+        if ex:
+            ex.meta["focus"] = {str(n): t for n, t in focus.items()}  # what the prompt was fitted around
+        return ex
+
+    def _example(self, question, history, messages, shown, answer) -> Example | None:
         if not re.search(r"\[\d\]", answer):
             return None  # the teacher could not ground it: no example rather than a wrong refusal
+        # the passages in the order shown: the own-failures stage asks the model with exactly these
         return Example(messages, answer, "multi_turn" if history else "grounded", question,
-                       {"doc_ids": sorted({h.chunk.doc_id for h in shown})})
+                       {"doc_ids": sorted({h.chunk.doc_id for h in shown}), "chunk_ids": [h.chunk.chunk_id for h in shown]})
 
     def unanswerable(self, ex: Example, other: Example) -> Example | None:
         """The question with another topic's passages: the right answer is to decline."""

@@ -33,8 +33,12 @@ def collect(cfg, sft_dir: Path, examples: list[dict], n: int, rng: random.Random
     model, output = PrivateGenerator(settings), Guardrails(settings, store, retriever.embedder, retriever).output
     pairs, stats = [], {"asked": len(asked), "declined": 0, "refused_by_rail": 0, "cut_by_rail": 0}
     for ex in tqdm(asked, desc="own failures", unit="q"):
-        hits = retriever.retrieve(ex["question"], role="customer", k=cfg.sft_context_chunks)
-        said = "".join(model.stream(GenerationRequest(ex["question"], hits, [], []))).strip()
+        request = shown_request(store, ex)
+        if request is None:  # an example saved before its passages were recorded
+            request = GenerationRequest(ex["question"], retriever.retrieve(ex["question"], role="customer",
+                                                                           k=cfg.sft_context_chunks), [], [])
+        hits = request.hits
+        said = "".join(model.stream(request)).strip()
         check = output.start(hits, "customer")
         check.feed(said)
         check.finish()
@@ -50,3 +54,20 @@ def collect(cfg, sft_dir: Path, examples: list[dict], n: int, rng: random.Random
             pairs.append({"messages": ex["messages"], "chosen": ex["answer"], "rejected": said, "kind": "own_failure"})
     stats["failures"] = len(pairs)
     return pairs, stats
+
+
+def shown_request(store, example: dict):
+    """The request the example's prompt was built from: its passages in its order and the sentences the served
+    decision focused on (the prompt is fitted around them); None for an example saved before they were recorded."""
+    from assistant.answerability import Decision, Evidence
+    from assistant.generators.base import GenerationRequest
+    from assistant.schema import Hit
+
+    meta = example.get("meta", {})
+    ids = meta.get("chunk_ids") or []
+    found = store.fetch(ids, ("public",))
+    if not ids or len(found) != len(set(ids)):
+        return None
+    focus = meta.get("focus")
+    decision = Decision(1.0, True, [Evidence(int(n), t, 0, 1.0, logit=0.0) for n, t in focus.items()], {}) if focus else None
+    return GenerationRequest(example["question"], [Hit(found[i][0], 0.0, 0.0) for i in ids], [], [], decision)

@@ -43,6 +43,24 @@ def rag_components(cfg: TrainConfig, store_dir: Path):
     return settings, store, HybridRetriever(store, embedder, settings), ExtractiveGenerator(store, embedder, settings)
 
 
+def served_decision(cfg: TrainConfig, settings, store):
+    """(decide, its version): the promoted answerability model's decision over this store, as the pipeline makes it
+    (sanitized passages, a customer asking), or (None, None) without one or with `sft_teacher_decision` off."""
+    if not cfg.sft_teacher_decision:
+        return None, None
+    from assistant.pipeline import Assistant
+
+    assistant = Assistant(settings, store=store)
+    if assistant.answerability is None:
+        return None, None
+
+    def decide(question, hits):
+        hits, _ = assistant.guards.sanitize(hits)
+        return hits, assistant.decide(question, hits, "customer")
+
+    return decide, assistant.answerability.version
+
+
 def eval_questions(cfg: TrainConfig) -> set[str]:
     """Every evaluation question (eval.jsonl and both customer-voice splits): no training example may use one."""
     from assistant.evaluation import load_cases
@@ -98,7 +116,9 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
     examples_file = out / "examples.jsonl"
     if not examples_file.exists():  # building needs the embedder and a store: done once, then reused on resume
         settings, store, retriever, teacher = rag_components(cfg, out / "store")
-        builder = ExampleBuilder(store, retriever, teacher, tok, settings, budget, cfg.sft_context_chunks, cfg.seed)
+        decide, decider = served_decision(cfg, settings, store)
+        builder = ExampleBuilder(store, retriever, teacher, tok, settings, budget, cfg.sft_context_chunks, cfg.seed,
+                                 decide)
         held_out = eval_questions(cfg)
         questions = kb_questions(kb_dirs(cfg)[0], store, exclude=held_out)
         if cfg.sft_sentence_questions:
@@ -110,6 +130,7 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
             raise DataError("no instruction examples could be built from the knowledge base")
         if is_main():
             save_jsonl(examples_file, examples)
+            (out / "teacher.json").write_text(json.dumps({"decision": decider or "lexical rules"}))
         barrier()
     examples = read_jsonl(examples_file)
     rng = random.Random(cfg.seed)
@@ -145,8 +166,10 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
     for e in examples:
         kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
     supervised = sum(sum(1 for t in y if t != IGNORE) for _, y in train_rows)
+    teacher = out / "teacher.json"
     metrics.update(examples=len(examples), examples_by_kind=kinds, supervised_tokens=supervised,
-                   replay_share=cfg.sft_replay_share, trainable_params=trainable)
+                   replay_share=cfg.sft_replay_share, trainable_params=trainable,
+                   teacher_decision=json.loads(teacher.read_text())["decision"] if teacher.exists() else "lexical rules")
     return metrics
 
 

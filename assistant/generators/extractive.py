@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from assistant.answerability import split_sentences, term_support
+from assistant.answerability import choice_score, split_sentences, term_support
 from assistant.generators.base import GenerationRequest, Usage
 from assistant.store import analyze
 from assistant.vocabulary import expand
@@ -109,7 +109,7 @@ class ExtractiveGenerator:
         best sentence comes first ("how do i file a claim" opens with how to report it, not with a retrieved-first
         passage's "keep the damaged items"); within a passage, reading order ("It" still follows what it names)."""
         s = self.settings
-        score = {id(e): e.prior + s.extractive_choice_logit_weight * (e.probability or 0.0) for e in request.decision.evidence}
+        score = {id(e): choice_score(e, s.extractive_choice_logit_weight) for e in request.decision.evidence}
         scored = sorted(request.decision.evidence, key=lambda e: -score[id(e)])
         if not scored:
             return []

@@ -22,13 +22,16 @@ PROMPT_FILE = "assistant_prompt.json"
 DEFAULT_PROMPT = {"context_chunks": 3, "max_new_tokens": 256, "prompt_tokens": None}
 
 
-def fit_messages(tokenizer, question: str, hits, contact: str, history, budget_tokens: int, n_chunks: int):
-    """(messages, hits used): the compact grounded prompt, chunk texts shortened until it fits `budget_tokens`."""
+def fit_messages(tokenizer, question: str, hits, contact: str, history, budget_tokens: int, n_chunks: int,
+                 focus: dict[int, str] | None = None):
+    """(messages, hits used): the compact grounded prompt, chunk texts shortened until it fits `budget_tokens`;
+    `focus`: passage number -> the sentence of it that answers (kept when the passage is cut)."""
     hits = list(hits[:n_chunks])
     history = list(history or [])[-1:]
+    focus = focus or {}
     chars = 900
     while True:
-        trimmed = [trim_hit(h, chars) for h in hits]
+        trimmed = [trim_hit(h, chars, focus.get(n)) for n, h in enumerate(hits, start=1)]
         messages = build_messages(question, trimmed, contact, history, rules=COMPACT_RULES)
         n = len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
         if n <= budget_tokens or chars <= 120:
@@ -104,8 +107,13 @@ class PrivateGenerator:
         max_ctx = getattr(model.config, "max_position_embeddings", 2048)
         # the prompt as long as the model saw in training (a long context is slow on a CPU and unfamiliar to it)
         budget = min(max_ctx - max_new, prompt.get("prompt_tokens") or max_ctx)
+        focus = None
+        if request.decision is not None:
+            from assistant.answerability import best_sentences
+
+            focus = best_sentences(request.decision, self.settings.extractive_choice_logit_weight)
         messages, shown = fit_messages(tok, request.question, request.hits, self.settings.contact_fallback,
-                                       request.history, budget, prompt["context_chunks"])
+                                       request.history, budget, prompt["context_chunks"], focus)
         ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         input_ids = ids["input_ids"][:, -(max_ctx - max_new):]
         streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
