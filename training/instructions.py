@@ -116,6 +116,10 @@ def _norm(q: str) -> str:
     return " ".join(re.findall(r"\w+", q.lower()))
 
 
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
 class ExampleBuilder:
     """`decide`: the served answer/refuse decision, (question, hits) -> (hits, Decision), or None (the teacher's
     lexical rules choose what to quote)."""
@@ -146,7 +150,7 @@ class ExampleBuilder:
         """As serving does it: the decision over all retrieved passages, the passages in the order of their best
         sentence (the one that answers is [1]), the teacher quoting the sentences the cross-encoder chose among
         those the student is shown. A question the decision refuses makes no grounded example."""
-        from assistant.answerability import best_sentences, candidates, evidence_first
+        from assistant.answerability import best_sentences, evidence_first
 
         hits = self.retriever.retrieve(question, role="customer", threshold=-1.0)
         if not hits:
@@ -158,8 +162,10 @@ class ExampleBuilder:
         hits = evidence_first(hits, decision, weight)
         focus = best_sentences(decision, weight)
         messages, shown = self._prompt(question, hits, history, focus)
-        visible = {(e.n, e.sentence) for e in candidates(shown)}
-        decision.evidence = [e for e in decision.evidence if (e.n, e.sentence) in visible]
+        # a sentence the cut kept (a focus cut prefixes "… " and re-joins lines: compared word by word)
+        shown_words = [_words(h.chunk.text) for h in shown]
+        decision.evidence = [e for e in decision.evidence
+                             if e.n <= len(shown) and _words(e.sentence) in shown_words[e.n - 1]]
         if not decision.evidence:
             return None
         answer = "".join(self.teacher.stream(GenerationRequest(question, shown, messages, history or [], decision))).strip()
