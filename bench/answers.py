@@ -46,6 +46,8 @@ def print_breakdown(name: str, r: dict, verbose: bool) -> None:
     print("    by voice (public answered, cited)       : " + ", ".join(f"{v} {_pct(x)}" for v, x in r["by_voice"].items()))
     print("    by phenomenon                           : " + ", ".join(f"{v} {_pct(x)}" for v, x in r["by_phenomenon"].items()))
     print(f"    latency p50 / p95                       : {r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f} ms")
+    for m in r.get("unsupported_answers", []):
+        print(f"    FIGURE NOT IN ITS CITED PASSAGES {m['question']!r} -> {m['answer']!r}")
     if verbose:
         for m in r["misses"]:
             print(f"    MISS {m['id']} {m['question']!r} -> {m['reason'] or m['answer'][:100]!r}")

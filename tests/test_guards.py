@@ -155,3 +155,19 @@ def test_feedback_export_and_forgetting_a_user(kb_copy, embedder, tmp_path, caps
     assert main(["forget", "--user", "bob", "--reason", " ", "--db", db]) == 2
     capsys.readouterr()
     assert main(["log", "--events", "--db", db]) == 0 and "forget_user  ann" in capsys.readouterr().out
+
+
+def test_a_short_sentence_cannot_carry_a_figure_its_passages_lack(kb_assistant):
+    """Too few words to be a claim, but a figure is one: '(2031) 7. [1]' is cut, the sentence it follows stays
+    (a private model's degenerate tail once wrote '(2026) 1. [1]' after a correct table row)."""
+    import re
+
+    hits = kb_assistant.retriever.retrieve("How much does the Premier health plan cost a year?", role="customer", k=3)
+    text = hits[0].chunk.text
+    assert "2031" not in text and not re.search(r"(?<![\d.,])7(?![\d.,])", text)
+    real = next(s for s in re.split(r"(?<=[.!?])\s+|\n", text) if re.search(r"\d", s) and len(s.split()) >= 4)
+    check = kb_assistant.guards.output.start(hits, "customer")
+    shown = check.feed(f"{real.strip().rstrip('.')}. [1] (2031) 7. [1] ") + check.finish()
+    assert not check.refused
+    assert any(real.strip().rstrip(".")[:30] in s for s in shown) and not any("2031" in s for s in shown), shown
+    assert any(v.rail == "grounding" and "2031" in v.detail for v in check.verdicts), check.verdicts
