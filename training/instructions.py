@@ -116,10 +116,6 @@ def _norm(q: str) -> str:
     return " ".join(re.findall(r"\w+", q.lower()))
 
 
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
-
-
 class ExampleBuilder:
     """`decide`: the served answer/refuse decision, (question, hits) -> (hits, Decision), or None (the teacher's
     lexical rules choose what to quote)."""
@@ -163,9 +159,9 @@ class ExampleBuilder:
         focus = best_sentences(decision, weight)
         messages, shown = self._prompt(question, hits, history, focus)
         # a sentence the cut kept (a focus cut prefixes "… " and re-joins lines: compared word by word)
-        shown_words = [_words(h.chunk.text) for h in shown]
+        shown_words = [_norm(h.chunk.text) for h in shown]
         decision.evidence = [e for e in decision.evidence
-                             if e.n <= len(shown) and _words(e.sentence) in shown_words[e.n - 1]]
+                             if e.n <= len(shown) and _norm(e.sentence) in shown_words[e.n - 1]]
         if not decision.evidence:
             return None
         answer = "".join(self.teacher.stream(GenerationRequest(question, shown, messages, history or [], decision))).strip()
