@@ -282,13 +282,19 @@ def choice_score(e: Evidence, logit_weight: float) -> float:
     return e.prior + logit_weight * (e.probability or 0.0)
 
 
+def _best_evidence(decision: Decision, logit_weight: float) -> dict[int, Evidence]:
+    """Passage number -> its scored sentence of the highest choice_score."""
+    best: dict[int, Evidence] = {}
+    for e in decision.evidence:
+        if e.logit is not None and (e.n not in best or choice_score(e, logit_weight) > choice_score(best[e.n], logit_weight)):
+            best[e.n] = e
+    return best
+
+
 def evidence_first(hits: list[Hit], decision: Decision, logit_weight: float) -> list[Hit]:
     """The passages reordered by their best scored sentence's choice_score (unscored ones after, in retrieval
     order), the decision's evidence renumbered to match."""
-    best: dict[int, float] = {}
-    for e in decision.evidence:
-        if e.logit is not None:
-            best[e.n] = max(best.get(e.n, -1e9), choice_score(e, logit_weight))
+    best = {n: choice_score(e, logit_weight) for n, e in _best_evidence(decision, logit_weight).items()}
     order = sorted(range(1, len(hits) + 1), key=lambda n: (n not in best, -best.get(n, 0.0), n))
     new = {old: i for i, old in enumerate(order, start=1)}
     for e in decision.evidence:
@@ -297,12 +303,8 @@ def evidence_first(hits: list[Hit], decision: Decision, logit_weight: float) -> 
 
 
 def best_sentences(decision: Decision, logit_weight: float) -> dict[int, str]:
-    """Passage number -> its scored sentence of the highest choice_score."""
-    best: dict[int, Evidence] = {}
-    for e in decision.evidence:
-        if e.logit is not None and (e.n not in best or choice_score(e, logit_weight) > choice_score(best[e.n], logit_weight)):
-            best[e.n] = e
-    return {n: e.sentence for n, e in best.items()}
+    """Passage number -> its scored sentence of the highest choice_score (what a cut passage keeps)."""
+    return {n: e.sentence for n, e in _best_evidence(decision, logit_weight).items()}
 
 
 def _sigmoid(z: float) -> float:
