@@ -154,9 +154,10 @@ ANSWER_TYPES = (
 
 
 def features(question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap: float = 0.0,
-             internal: list[Evidence] = ()) -> dict[str, float]:
+             internal: list[Evidence] = (), known_gap: float = 0.0) -> dict[str, float]:
     """What the calibrated decision reads; `evidence` scored by the cross-encoder; `gap` from internal_gap();
-    `internal`: the best internal passage's sentences, scored (a customer's question only)."""
+    `internal`: the best internal passage's sentences, scored (a customer's question only); `known_gap`: see
+    Assistant.decide (assistant/known_questions.py)."""
     logits = sorted((e.logit for e in evidence if e.logit is not None), reverse=True) or [-10.0]
     internal_best = max((e.logit for e in internal if e.logit is not None), default=None)
     return {"best_logit": logits[0], "second_logit": logits[1] if len(logits) > 1 else logits[0],
@@ -168,6 +169,9 @@ def features(question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap
             "missing_figures": missing_figures(question, hits[:3]),
             "type_mismatch": type_mismatch(question, [e.sentence for e in evidence[:3]]),
             "internal_gap": gap,
+            # for a customer, how much closer the nearest known question of an internal document comes than any the
+            # passages answer: a rule beside the regression (Assistant.decide), like internal_logit_gap
+            "known_internal_gap": known_gap,
             # an internal sentence answers it better than any public one: a staff procedure, not for a customer
             # (a rule beside the regression, not in it: Assistant.decide refuses above the calibrated internal margin)
             "internal_logit_gap": max(0.0, internal_best - logits[0]) if internal_best is not None else 0.0}
@@ -213,6 +217,7 @@ class Decision:
     evidence: list[Evidence]  # the scored sentences, best first
     features: dict[str, float]  # what the probability was computed from (calibration refits on these)
     why: str = "the passages do not answer the question"  # said when it is refused
+    known: object = None  # the nearest known question the passages answer (a KnownMatch): shown to staff
 
 
 class AnswerabilityModel:
@@ -258,6 +263,12 @@ class AnswerabilityModel:
         calibration for this model's logits (a version calibrated before has none: 0)."""
         return float(self.calibration.get("internal_margin", 0.0))
 
+    @property
+    def known_internal_margin(self) -> float:
+        """How much closer a known question of an internal document may come than any the passages answer before a
+        customer is refused: chosen on dev by calibration (a version calibrated before has none: the rule is off)."""
+        return float(self.calibration.get("known_internal_margin", math.inf))
+
     def score(self, question: str, hits: list[Hit], evidence: list[Evidence]) -> None:
         """Fills each pre-ranked sentence's logit and probability."""
         headers = {n: passage_parts(h.chunk)[0] for n, h in enumerate(hits, start=1)}
@@ -265,13 +276,14 @@ class AnswerabilityModel:
             e.logit, e.probability = float(z), _sigmoid(float(z))
 
     def decide(self, question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap: float = 0.0,
-               internal: tuple[Hit, list[Evidence]] | None = None, role: str = "customer") -> Decision:
+               internal: tuple[Hit, list[Evidence]] | None = None, role: str = "customer",
+               known_gap: float = 0.0) -> Decision:
         """Scores the pre-ranked sentences (and the best internal passage's, for a customer); the calibrated
         combination of the signals decides."""
         self.score(question, hits, evidence)
         if internal:
             self.score(question, [internal[0]], internal[1])
-        feats = features(question, hits, evidence, bm25, gap, internal[1] if internal else ())
+        feats = features(question, hits, evidence, bm25, gap, internal[1] if internal else (), known_gap)
         p = self.probability(feats)
         return Decision(p, p >= self.threshold_for(role), sorted(evidence, key=lambda e: -(e.logit or -1e9)), feats)
 

@@ -74,6 +74,9 @@ class Assistant:
         from assistant.answerability import get_answerability
 
         self.answerability = get_answerability(self.settings)  # None: the backends' own rules decide
+        from assistant.known_questions import KnownQuestions
+
+        self.known = KnownQuestions.from_settings(store, embedder, self.settings)
         self.guards = Guardrails(self.settings, store, embedder, self.retriever)
         self._audit = None
         self._generators: dict = {}
@@ -205,9 +208,11 @@ class Assistant:
             t = time.perf_counter()
             decision = self.decide(standalone, hits, role)
             timings["decide"] = (time.perf_counter() - t) * 1000
+            known = (f"; nearest known question {decision.known.similarity:.2f}: {decision.known.question!r}"
+                     if decision.known else "")
             verdicts.append(Verdict("answerability", decision.answerable,
-                                    f"p={decision.probability:.2f} (threshold {self.answerability.threshold_for(role):.2f})",
-                                    ms=timings["decide"]))
+                                    f"p={decision.probability:.2f} (threshold {self.answerability.threshold_for(role):.2f})"
+                                    + known, ms=timings["decide"]))
             if not decision.answerable:
                 return _Turn(REFUSAL.format(contact=self.settings.contact_fallback), True,
                              f"not_answerable: {decision.why} (p={decision.probability:.2f})",
@@ -260,13 +265,21 @@ class Assistant:
         evidence = prerank(question, hits, self.embedder, bm25, self.settings.answerability_candidates)
         gap, internal = internal_gap(self.store, self.embedder, question, hits, role)
         scored = (internal, prerank(question, [internal], self.embedder, bm25, 4)) if internal else None
+        # the nearest known question the passages answer (shown to staff); for a customer, a known question of an
+        # internal document that comes closer than it is a staff procedure
+        vector = self.embedder.embed_one(expand(question))
+        match = self.known.best(vector, [h.chunk.chunk_id for h in hits])
+        staff_match = self.known.best_internal(vector) if role == "customer" else None
+        known_gap = max(0.0, staff_match.similarity - (match.similarity if match else 0.0)) if staff_match else 0.0
         model = model or self.answerability
-        decision = model.decide(expand(question), hits, evidence, bm25, gap, scored, role)
+        decision = model.decide(expand(question), hits, evidence, bm25, gap, scored, role, known_gap)
+        decision.known = match
         # A sentence of an internal document answers better than any the customer may see: a staff procedure. The
         # customer is refused (nothing internal is shown). The margin is the model's own, chosen on dev.
         margin = self.settings.answerability_internal_margin
         margin = model.internal_margin if margin is None else margin
-        if decision.features["internal_logit_gap"] > margin:
+        if (decision.features["internal_logit_gap"] > margin
+                or decision.features["known_internal_gap"] > model.known_internal_margin):
             decision.answerable, decision.why = False, "only an internal document answers it"
         return decision
 

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     extractive_choice_logit_weight: float = Field(
         0.05, description="With an answerability model: weight of its per-sentence probability beside the pre-ranking "
                          "score when the extractive backend chooses what to quote (tuned on the dev split).")
+    known_question_files: list[str] = Field(
+        ["data/answerability/written_questions.jsonl", "data/answerability/written_questions_2.jsonl"],
+        description="Questions written from the documents with the sentence that answers each quoted "
+                    "(`python -m training write-questions`; JSONL), and FAQ rows' own questions: staff see the "
+                    "nearest one the passages answer, and a customer whose question comes closer to one of an "
+                    "internal document is refused (a staff procedure). Empty = FAQ rows only.")
     evidence_first: bool = Field(
         True, description="With an answerability model: the passages reach the generator in the order of their best "
                           "sentence's score (the passage that answers is [1]): a small private model quotes what it "

@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[yellow]warning[/] {doc_id}: {warning}")
         if not summary.ok:
             rc = 1
+        # the known questions the documents answer now (their vectors are kept: only new ones are embedded)
+        from assistant.known_questions import KnownQuestions
+
+        n = KnownQuestions.from_settings(store, ingestor.embedder, settings).refresh()
+        console.print(f"known questions: {n}")
 
     if args.list:
         docs = store.manifest.all()

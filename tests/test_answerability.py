@@ -313,3 +313,78 @@ def test_the_served_passages_follow_the_evidence_and_the_extractive_answer_does_
     assert strip(on) == strip(off)
     assert {c.chunk_id for c in on.citations} == {c.chunk_id for c in off.citations}
     assert re.search(r"\[(\d+)\]", on.answer).group(1) == "1"
+
+
+def test_known_questions_follow_the_store_and_lead_the_choice_of_sentence(kb_copy, embedder, tmp_path):
+    """The known-question index holds a written question only while its document says the quoted sentence; a
+    question phrased otherwise finds it (its closeness is a signal of the decision, its sentence is scored); a
+    document deleted takes its questions with it."""
+    from assistant.known_questions import KnownQuestions
+    from assistant.pipeline import Assistant
+    from assistant.vocabulary import expand
+    from ingest.pipeline import Ingestor
+
+    doc = "auto-insurance.md"
+    quote = "Windscreen and glass claims carry a deductible of EUR 75, reduced to EUR 0 when the glass is repaired"
+    rows = [{"source": doc, "answer": quote, "question": "how much excess for a cracked windshield", "voice": "keyword",
+             "answerable": True},
+            {"source": doc, "answer": "a sentence no document says", "question": "stale?", "answerable": True},
+            {"near": doc, "question": "do you cover space travel?", "answerable": False}]
+    written = tmp_path / "written.jsonl"
+    written.write_text("\n".join(json.dumps(r) for r in rows))
+    settings = make_settings(kb_copy, known_question_files=[str(written)], audit_enabled=False)
+    a = Assistant(settings, embedder=embedder)
+    index = a.known
+    faq = sum(1 for c, _ in a.store.fetch(a.store.all_ids()).values() if re.search(r"Q:\s*.+\?", c.text))
+    assert faq > 5 and index.refresh() == faq + 1  # FAQ rows' own questions + the one row whose quote is there
+    assert (kb_copy / "known_questions.npz").exists()
+    (ours,) = [e for e in index.entries() if e[0] == rows[0]["question"]]
+    assert ours[2].startswith("Windscreen and glass claims")
+
+    q = "a stone cracked my windscreen, what do i pay if you replace the glass?"
+    vector = embedder.embed_one(expand(q))
+    match = index.best(vector, [ours[1]])
+    assert match.question == rows[0]["question"] and match.similarity > 0.5
+    assert index.best(vector, ["no-such-chunk"]) is None  # only what the passages answer counts
+    hits = a.retriever.retrieve(q, threshold=-1.0)
+    assert ours[1] in [h.chunk.chunk_id for h in hits]
+    best = index.best(vector, [h.chunk.chunk_id for h in hits])
+    assert best.similarity >= match.similarity
+    # a second index over the same store (another process) reuses the saved vectors: nothing is embedded again
+    again = KnownQuestions.from_settings(a.store, embedder, settings)
+    embedder._cache.clear()  # what another process would start with
+    embedder.embed, embed = (lambda *_, **__: (_ for _ in ()).throw(AssertionError("embedded again"))), embedder.embed
+    try:
+        assert again.refresh() == faq + 1
+    finally:
+        embedder.embed = embed
+
+    Ingestor(a.store, settings, embedder, progress=False).delete(
+        [d.doc_id for d in a.store.manifest.all() if d.source.endswith(doc)])
+    assert index.refresh() == faq and not [e for e in index.entries() if e[0] == rows[0]["question"]]
+
+
+def test_staff_see_the_nearest_known_question_and_a_customer_asking_a_staff_procedure_is_refused(kb_assistant):
+    from assistant.vocabulary import expand
+
+    q = "my windshield got a chip from a stone, do i pay anything if you fix it rather than replace it"
+    hits = kb_assistant.retriever.retrieve(q, threshold=-1.0)
+    match = kb_assistant.known.best(kb_assistant.embedder.embed_one(expand(q)), [h.chunk.chunk_id for h in hits])
+    assert match is not None and kb_assistant.decide(q, hits).known == match
+    verdict = next(v for v in kb_assistant.ask(q, role="staff").guards if v["rail"] == "answerability")
+    assert f"nearest known question {match.similarity:.2f}" in verdict["detail"], verdict  # staff see why
+    # a staff procedure asked by a customer: a known question of an internal document comes much closer
+    from assistant.answerability import AnswerabilityModel
+
+    index = kb_assistant.known
+    index.refresh()
+    staff_q = index._rows[index._internal[0]][0]  # a question only an internal document answers
+    customer_hits = kb_assistant.retriever.retrieve(staff_q, threshold=-1.0)
+    strict = AnswerabilityModel(kb_assistant.answerability.folder)
+    strict.calibration = {**strict.calibration, "known_internal_margin": 0.1}
+    customer = kb_assistant.decide(staff_q, customer_hits, "customer", model=strict)
+    staff = kb_assistant.decide(staff_q, kb_assistant.retriever.retrieve(staff_q, role="staff", threshold=-1.0),
+                                "staff", model=strict)
+    assert customer.features["known_internal_gap"] > 0.1 and staff.features["known_internal_gap"] == 0.0
+    assert not customer.answerable and customer.why == "only an internal document answers it"
+    assert all(h.chunk.audience == "public" for h in customer_hits)  # nothing internal was shown to the customer

@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from assistant.answerability import DURATION
+from assistant.known_questions import chunks_by_file, content_words, quoted_sentence, read_rows  # noqa: F401
 from assistant.precision import use_bf16
 from training.config import ROOT
 from training.retriever import near_copy_of
@@ -85,13 +86,6 @@ class AnswerabilityConfig(BaseModel):
         return [WrittenSet.of(w) for w in self.written]
 
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
-_STOP = set("""a an the and or of to in on for with by from at as is are was were be been being it its this that these
-those your you our we us they them their there here if then than not no any all each every may must can will shall
-would should could do does did has have had per up into out over under within after before about also only such
-other more most less least what which who when where how why while during between both either one two three four
-five six seven eight nine ten first second new same own eur brightwater mutual insurance policy sheet product
-wording section""".split())
 _CURRENCY = re.compile(r"EUR|€|\$|£")
 _PERCENT = re.compile(r"\d+\s*%")
 _PHONE = re.compile(r"\b0800\b|\+\d{2}\b|@")
@@ -126,14 +120,6 @@ STORIES = [
 WHO = ["husband", "wife", "neighbour", "son", "daughter", "flatmate", "mum", "brother"]
 DOING = ["moving house", "on holiday", "driving to work", "painting the kitchen", "at a wedding", "shopping"]
 PLACES = ["spain", "the coast", "my parents' place", "a festival", "the city centre"]
-
-
-def _words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
-
-
-def content_words(text: str) -> list[str]:
-    return [w for w in _words(text) if w not in _STOP and len(w) > 2]
 
 
 def _typos(text: str, rng: random.Random, rate: float = 0.12) -> str:
@@ -315,34 +301,8 @@ def load_written(files: list[str | WrittenSet]) -> list[dict]:
         spec = WrittenSet.of(f)
         path = Path(spec.path) if Path(spec.path).is_absolute() else ROOT / spec.path
         if path.exists():
-            rows += [r for r in (json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()) if spec.keeps(r)]
+            rows += [r for r in read_rows(path) if spec.keeps(r)]
     return rows
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).lower()  # PDF lines wrap where a quote does not
-
-
-def chunks_by_file(chunks) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for c in chunks:
-        out.setdefault(Path(c.source).name, []).append(c)
-    return out
-
-
-def quoted_sentence(row: dict, by_source: dict[str, list]):
-    """(chunk, sentence) of the chunk of `row`'s document that holds its quote, the candidate sentence that
-    overlaps the quote most; (None, None) when the document no longer says it."""
-    from assistant.answerability import candidates
-    from assistant.schema import Hit
-
-    quote = _norm(row["answer"])
-    chunk = next((c for c in by_source.get(row["source"], []) if quote in _norm(c.text)), None)
-    sents = [e.sentence for e in candidates([Hit(chunk, 0.0, 0.0)])] if chunk else []
-    if not sents:
-        return None, None
-    qw = set(content_words(row["answer"]))
-    return chunk, max(sents, key=lambda t: (quote in _norm(t) or _norm(t) in quote, len(set(content_words(t)) & qw)))
 
 
 def written_examples(rows: list[dict], chunks, assistant, exclude: list[str] = (), seed: int = 0
@@ -519,7 +479,6 @@ def run(cfg: AnswerabilityConfig, registry, assistant, dev: Path | None = DEV_SE
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
-    from assistant.answerability import AnswerabilityModel
     from assistant.evaluation import load_cases
     from training.retriever import resolve_model
 
@@ -595,13 +554,18 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
         role = np.array(roles)
         customer = role == "customer"
         gaps = np.array([r.get("internal_logit_gap", 0.0) for r in rows])
+        known_gaps = np.array([r.get("known_internal_gap", 0.0) for r in rows])
         t = choose_threshold(probs[customer], ys[customer], cfg.refusal_weight)
         margin = choose_margin(probs[customer], gaps[customer], ys[customer], t, cfg.refusal_weight)
         # the threshold again, over the customer questions the margin leaves to it
         kept = customer & (gaps <= margin)
         t = choose_threshold(probs[kept], ys[kept], cfg.refusal_weight)
+        # the known-question rule at that threshold (refitting the threshold after it relaxed the threshold: the
+        # rule then paid for its internal refusals with borderline answers elsewhere)
+        known_margin = choose_margin(probs[kept], known_gaps[kept], ys[kept], t, cfg.refusal_weight)
         dev = Path(dev).resolve()
         calibration = {"weights": weights, "bias": bias, "threshold": t, "internal_margin": margin,
+                       "known_internal_margin": known_margin,
                        "fitted_on": str(dev.relative_to(ROOT) if dev.is_relative_to(ROOT) else dev),
                        "dev_cases": int(len(ys)), "reliability": reliability(probs, ys)}
         if cfg.role_thresholds:
@@ -609,10 +573,11 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
             calibration["thresholds"] = {"customer": t, "staff": choose_threshold(probs[staff], ys[staff], cfg.refusal_weight)}
             out["staff_threshold"] = round(calibration["thresholds"]["staff"], 4)
         # the figures as a customer asks, both rules applied
-        answered, ys = ((probs >= t) & (gaps <= margin))[customer], ys[customer]
+        answered, ys = ((probs >= t) & (gaps <= margin) & (known_gaps <= known_margin))[customer], ys[customer]
         out["dev_answered_if_answerable"] = round(float(answered[ys == 1].mean()), 4) if (ys == 1).any() else None
         out["dev_refused_if_not"] = round(float((~answered[ys == 0]).mean()), 4) if (ys == 0).any() else None
         out["threshold"], out["internal_margin"] = round(t, 4), round(margin, 4)
+        out["known_internal_margin"] = round(known_margin, 4)
         # whether the cross-encoder itself learned: its best logit alone, ranked against the labels
         best = np.array([r["best_logit"] for r in rows])[customer]
         if len(set(ys.tolist())) == 2:

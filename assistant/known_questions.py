@@ -1,0 +1,178 @@
+"""Questions known to be answered by a sentence of the store: how close a new question comes to one of them.
+
+Customers ask about the same facts again and again, in words the documents do not use. A question that a person or
+a language model wrote *from a document* ("if some1 nicks my car does third party fire n theft pay?"), with the
+sentence that answers it quoted, is closer to how the next customer asks than the sentence itself is. So the
+decision reads, beside the sentences' scores, how similar the question is to the nearest known question whose
+answer lies in the retrieved passages (`known_similarity`), and the extractive backend prefers that question's
+sentence. Known questions are the written-questions files (`python -m training write-questions`; answerable rows,
+their quote checked against the document as it is now) and every FAQ row's own question.
+
+The index is derived from the store and the files, like the BM25 index: rebuilt in any process whenever the store's
+generation or a file changes, its vectors kept beside the store so a restart embeds nothing new. A document
+ingested later is covered as soon as its questions are in a file; without any, its FAQ rows still are, and the
+decision's other signals decide.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
+_STOP = set("""a an the and or of to in on for with by from at as is are was were be been being it its this that these
+those your you our we us they them their there here if then than not no any all each every may must can will shall
+would should could do does did has have had per up into out over under within after before about also only such
+other more most less least what which who when where how why while during between both either one two three four
+five six seven eight nine ten first second new same own eur brightwater mutual insurance policy sheet product
+wording section""".split())
+_FAQ_QUESTION = re.compile(r"Q:\s*(.+\?)")
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in _words(text) if w not in _STOP and len(w) > 2]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).lower()  # PDF lines wrap where a quote does not
+
+
+def chunks_by_file(chunks) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for c in chunks:
+        out.setdefault(Path(c.source).name, []).append(c)
+    return out
+
+
+def quoted_sentence(row: dict, by_source: dict[str, list]):
+    """(chunk, sentence) of the chunk of `row`'s document that holds its quote, the candidate sentence that
+    overlaps the quote most; (None, None) when the document no longer says it."""
+    from assistant.answerability import candidates
+    from assistant.schema import Hit
+
+    quote = _norm(row["answer"])
+    chunk = next((c for c in by_source.get(row["source"], []) if quote in _norm(c.text)), None)
+    sents = [e.sentence for e in candidates([Hit(chunk, 0.0, 0.0)])] if chunk else []
+    if not sents:
+        return None, None
+    qw = set(content_words(row["answer"]))
+    return chunk, max(sents, key=lambda t: (quote in _norm(t) or _norm(t) in quote, len(set(content_words(t)) & qw)))
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
+@dataclass
+class KnownMatch:
+    question: str  # the known question
+    chunk_id: str
+    sentence: str  # the sentence of that chunk that answers it
+    similarity: float  # cosine between the asked and the known question
+
+
+class KnownQuestions:
+    """The index: known questions, the chunk and sentence answering each, and their vectors."""
+
+    def __init__(self, store, embedder, files: list[Path]):
+        self.store, self.embedder, self.files = store, embedder, [Path(f) for f in files]
+        self._lock = threading.Lock()
+        self._key = None
+        self._rows: list[tuple[str, str, str]] = []  # (question, chunk id, sentence)
+        self._vectors = np.zeros((0, embedder.dim), dtype=np.float32)
+        self._by_chunk: dict[str, np.ndarray] = {}
+        self._internal = np.zeros(0, dtype=int)  # rows answered by an internal document
+
+    @classmethod
+    def from_settings(cls, store, embedder, settings) -> KnownQuestions:
+        return cls(store, embedder, settings.known_question_files)
+
+    def key(self) -> tuple:
+        files = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in self.files if f.exists())
+        return self.store.manifest.generation(), files, str(self.embedder.model_path)
+
+    def entries(self, chunks=None) -> list[tuple[str, str, str]]:
+        """(question, chunk id, sentence) for every known question the store's documents answer now."""
+        from assistant.answerability import candidates
+        from assistant.schema import Hit
+
+        chunks = chunks if chunks is not None else [c for c, _ in self.store.fetch(self.store.all_ids()).values()]
+        out: list[tuple[str, str, str]] = []
+        for c in chunks:  # an FAQ row's own question, answered by its first sentence
+            m = _FAQ_QUESTION.search(c.text)
+            sents = [e.sentence for e in candidates([Hit(c, 0.0, 0.0)])]
+            if m and sents:
+                out.append((m.group(1).strip(), c.chunk_id, sents[0]))
+        by_source = chunks_by_file(chunks)
+        for f in self.files:
+            for row in read_rows(f) if f.exists() else []:
+                if row.get("answerable") and row.get("answer") and row.get("source"):
+                    chunk, sentence = quoted_sentence(row, by_source)
+                    if sentence:
+                        out.append((row["question"], chunk.chunk_id, sentence))
+        return list(dict.fromkeys(out))
+
+    def refresh(self) -> int:
+        """Rebuilds the index if the store or a file changed; returns how many questions it holds."""
+        key = self.key()
+        with self._lock:
+            if key == self._key:
+                return len(self._rows)
+            from assistant.vocabulary import expand
+
+            chunks = [c for c, _ in self.store.fetch(self.store.all_ids()).values()]
+            rows = self.entries(chunks)
+            internal = {c.chunk_id for c in chunks if c.audience == "internal"}
+            cache = self.store.dir / "known_questions.npz"
+            known: dict[str, np.ndarray] = {}
+            if cache.exists():  # vectors of an earlier build: a restart or a small change embeds little
+                saved = np.load(cache, allow_pickle=False)
+                if str(saved["model"]) == str(self.embedder.model_path):
+                    known = dict(zip(saved["texts"].tolist(), saved["vectors"]))
+            texts = [expand(q) for q, _, _ in rows]
+            missing = sorted({t for t in texts if t not in known})
+            if missing:
+                known.update(zip(missing, self.embedder.embed_cached(missing, batch_size=64)))
+                tmp = cache.with_suffix(".tmp.npz")
+                np.savez(tmp, texts=np.array(texts), model=np.array(str(self.embedder.model_path)),
+                         vectors=np.array([known[t] for t in texts], dtype=np.float32).reshape(len(texts), -1))
+                tmp.replace(cache)
+            self._rows = rows
+            self._vectors = (np.array([known[t] for t in texts], dtype=np.float32).reshape(len(rows), -1) if rows
+                             else np.zeros((0, self.embedder.dim), dtype=np.float32))
+            by_chunk: dict[str, list[int]] = {}
+            for i, (_, cid, _) in enumerate(rows):
+                by_chunk.setdefault(cid, []).append(i)
+            self._by_chunk = {cid: np.array(ix) for cid, ix in by_chunk.items()}
+            self._internal = np.array([i for i, (_, cid, _) in enumerate(rows) if cid in internal], dtype=int)
+            self._key = key
+            return len(rows)
+
+    def best(self, vector: np.ndarray, chunk_ids: list[str]) -> KnownMatch | None:
+        """The known question nearest to `vector` (the asked question, expanded) among those answered by one of
+        `chunk_ids` (the retrieved passages)."""
+        self.refresh()
+        ix = [self._by_chunk[c] for c in dict.fromkeys(chunk_ids) if c in self._by_chunk]
+        return self._nearest(vector, np.concatenate(ix) if ix else np.zeros(0, dtype=int))
+
+    def best_internal(self, vector: np.ndarray) -> KnownMatch | None:
+        """The nearest known question an internal document answers (staff procedures), wherever it is."""
+        self.refresh()
+        return self._nearest(vector, self._internal)
+
+    def _nearest(self, vector: np.ndarray, rows: np.ndarray) -> KnownMatch | None:
+        if not len(rows):
+            return None
+        sims = self._vectors[rows] @ vector
+        i = int(np.argmax(sims))
+        q, cid, sentence = self._rows[rows[i]]
+        return KnownMatch(q, cid, sentence, float(sims[i]))
