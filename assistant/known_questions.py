@@ -1,17 +1,14 @@
-"""Questions known to be answered by a sentence of the store: how close a new question comes to one of them.
+"""Questions known to be answered by a sentence of the store, and how close a new question comes to one of them.
 
-Customers ask about the same facts again and again, in words the documents do not use. A question that a person or
-a language model wrote *from a document* ("if some1 nicks my car does third party fire n theft pay?"), with the
-sentence that answers it quoted, is closer to how the next customer asks than the sentence itself is. So the
-decision reads, beside the sentences' scores, how similar the question is to the nearest known question whose
-answer lies in the retrieved passages (`known_similarity`), and the extractive backend prefers that question's
-sentence. Known questions are the written-questions files (`python -m training write-questions`; answerable rows,
-their quote checked against the document as it is now) and every FAQ row's own question.
+A question that a person or a language model wrote *from a document* ("if some1 nicks my car does third party fire
+n theft pay?"), with the sentence that answers it quoted, says what that document answers in customers' words.
+Known questions are the written-questions files (`python -m training write-questions`; answerable rows, their quote
+checked against the document as it is now) and every FAQ row's own question. The pipeline shows staff the nearest
+one the retrieved passages answer, and refuses a customer whose question comes closer to a known question of an
+internal document than to any the passages answer (a staff procedure; the margin is chosen at calibration).
 
 The index is derived from the store and the files, like the BM25 index: rebuilt in any process whenever the store's
-generation or a file changes, its vectors kept beside the store so a restart embeds nothing new. A document
-ingested later is covered as soon as its questions are in a file; without any, its FAQ rows still are, and the
-decision's other signals decide.
+generation or a file changes, its vectors kept beside the store so a restart embeds nothing new.
 """
 
 from __future__ import annotations
@@ -83,7 +80,7 @@ class KnownMatch:
 class KnownQuestions:
     """The index: known questions, the chunk and sentence answering each, and their vectors."""
 
-    def __init__(self, store, embedder, files: list[Path]):
+    def __init__(self, store, embedder, files: list[str | Path]):
         self.store, self.embedder, self.files = store, embedder, [Path(f) for f in files]
         self._lock = threading.Lock()
         self._key = None
