@@ -274,12 +274,14 @@ class Assistant:
         model = model or self.answerability
         decision = model.decide(expand(question), hits, evidence, bm25, gap, scored, role, known_gap)
         decision.known = match
-        # A sentence of an internal document answers better than any the customer may see: a staff procedure. The
-        # customer is refused (nothing internal is shown). The margin is the model's own, chosen on dev.
+        # A sentence of an internal document answers better than any the customer may see, or a known question of
+        # one comes closer: a staff procedure. The customer is refused (nothing internal is shown). The margins are
+        # the model's own, chosen on dev. The known-question rule also fires on off-topic questions (every known
+        # question is far): a question the probability refuses already keeps that reason.
         margin = self.settings.answerability_internal_margin
         margin = model.internal_margin if margin is None else margin
         if (decision.features["internal_logit_gap"] > margin
-                or decision.features["known_internal_gap"] > model.known_internal_margin):
+                or decision.answerable and decision.features["known_internal_gap"] > model.known_internal_margin):
             decision.answerable, decision.why = False, "only an internal document answers it"
         return decision
 

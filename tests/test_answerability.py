@@ -380,11 +380,12 @@ def test_staff_see_the_nearest_known_question_and_a_customer_asking_a_staff_proc
     index.refresh()
     staff_q = index._rows[index._internal[0]][0]  # a question only an internal document answers
     customer_hits = kb_assistant.retriever.retrieve(staff_q, threshold=-1.0)
-    strict = AnswerabilityModel(kb_assistant.answerability.folder)
-    strict.calibration = {**strict.calibration, "known_internal_margin": 0.1}
+    strict = AnswerabilityModel(kb_assistant.answerability.folder)  # answers all but what the known rule refuses
+    strict.calibration = {**strict.calibration, "known_internal_margin": 0.1, "internal_margin": 1e9, "threshold": 0.0,
+                          "thresholds": {"customer": 0.0, "staff": 0.0}}
     customer = kb_assistant.decide(staff_q, customer_hits, "customer", model=strict)
     staff = kb_assistant.decide(staff_q, kb_assistant.retriever.retrieve(staff_q, role="staff", threshold=-1.0),
                                 "staff", model=strict)
     assert customer.features["known_internal_gap"] > 0.1 and staff.features["known_internal_gap"] == 0.0
-    assert not customer.answerable and customer.why == "only an internal document answers it"
+    assert not customer.answerable and customer.why == "only an internal document answers it" and staff.answerable
     assert all(h.chunk.audience == "public" for h in customer_hits)  # nothing internal was shown to the customer
