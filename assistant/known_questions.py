@@ -80,22 +80,33 @@ class KnownMatch:
 class KnownQuestions:
     """The index: known questions, the chunk and sentence answering each, and their vectors."""
 
-    def __init__(self, store, embedder, files: list[str | Path]):
-        self.store, self.embedder, self.files = store, embedder, [Path(f) for f in files]
+    def __init__(self, store, embedder, files: list[str | Path], model_path: str | None = None):
+        """`embedder`, or None and the `model_path` of the store's vectors: the model is loaded only if a question
+        must be embedded (a re-ingest of unchanged documents loads none)."""
+        self.store, self._embedder, self.files = store, embedder, [Path(f) for f in files]
+        self.model_path = str(embedder.model_path if embedder is not None else model_path)
         self._lock = threading.Lock()
         self._key = None
         self._rows: list[tuple[str, str, str]] = []  # (question, chunk id, sentence)
-        self._vectors = np.zeros((0, embedder.dim), dtype=np.float32)
+        self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._by_chunk: dict[str, np.ndarray] = {}
         self._internal = np.zeros(0, dtype=int)  # rows answered by an internal document
 
     @classmethod
-    def from_settings(cls, store, embedder, settings) -> KnownQuestions:
-        return cls(store, embedder, settings.known_question_files)
+    def from_settings(cls, store, embedder, settings, model_path: str | None = None) -> KnownQuestions:
+        return cls(store, embedder, settings.known_question_files, model_path)
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from assistant.embeddings import get_embedder
+
+            self._embedder = get_embedder(self.model_path)
+        return self._embedder
 
     def key(self) -> tuple:
         files = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in self.files if f.exists())
-        return self.store.manifest.generation(), files, str(self.embedder.model_path)
+        return self.store.manifest.generation(), files, self.model_path
 
     def entries(self, chunks=None) -> list[tuple[str, str, str]]:
         """(question, chunk id, sentence) for every known question the store's documents answer now."""
@@ -133,19 +144,19 @@ class KnownQuestions:
             known: dict[str, np.ndarray] = {}
             if cache.exists():  # vectors of an earlier build: a restart or a small change embeds little
                 saved = np.load(cache, allow_pickle=False)
-                if str(saved["model"]) == str(self.embedder.model_path):
+                if str(saved["model"]) == self.model_path:
                     known = dict(zip(saved["texts"].tolist(), saved["vectors"]))
             texts = [expand(q) for q, _, _ in rows]
             missing = sorted({t for t in texts if t not in known})
             if missing:
                 known.update(zip(missing, self.embedder.embed_cached(missing, batch_size=64)))
+            vectors = (np.stack([known[t] for t in texts]).astype(np.float32) if texts
+                       else np.zeros((0, 0), dtype=np.float32))
+            if missing:
                 tmp = cache.with_suffix(".tmp.npz")
-                np.savez(tmp, texts=np.array(texts), model=np.array(str(self.embedder.model_path)),
-                         vectors=np.array([known[t] for t in texts], dtype=np.float32).reshape(len(texts), -1))
+                np.savez(tmp, texts=np.array(texts), model=np.array(self.model_path), vectors=vectors)
                 tmp.replace(cache)
-            self._rows = rows
-            self._vectors = (np.array([known[t] for t in texts], dtype=np.float32).reshape(len(rows), -1) if rows
-                             else np.zeros((0, self.embedder.dim), dtype=np.float32))
+            self._rows, self._vectors = rows, vectors
             by_chunk: dict[str, list[int]] = {}
             for i, (_, cid, _) in enumerate(rows):
                 by_chunk.setdefault(cid, []).append(i)

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         # the known questions the documents answer now (their vectors are kept: only new ones are embedded)
         from assistant.known_questions import KnownQuestions
 
-        n = KnownQuestions.from_settings(store, ingestor.embedder, settings).refresh()
+        n = KnownQuestions.from_settings(store, None, settings, ingestor.model_path).refresh()
         console.print(f"known questions: {n}")
 
     if args.list:

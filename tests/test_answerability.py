@@ -214,7 +214,8 @@ def test_the_quoted_answer_opens_with_the_passage_of_its_best_sentence():
 
 def test_every_written_answer_is_quoted_from_its_document_and_no_question_copies_an_evaluation_one(kb_assistant):
     from assistant.evaluation import load_cases
-    from training.answerability import EVAL_SETS, AnswerabilityConfig, chunks_by_file, load_written, quoted_sentence
+    from assistant.known_questions import chunks_by_file, quoted_sentence
+    from training.answerability import EVAL_SETS, AnswerabilityConfig, load_written
     from training.retriever import near_copy_of
 
     rows = load_written(AnswerabilityConfig().written)
@@ -315,10 +316,10 @@ def test_the_served_passages_follow_the_evidence_and_the_extractive_answer_does_
     assert re.search(r"\[(\d+)\]", on.answer).group(1) == "1"
 
 
-def test_known_questions_follow_the_store_and_lead_the_choice_of_sentence(kb_copy, embedder, tmp_path):
+def test_known_questions_follow_the_store(kb_copy, embedder, tmp_path):
     """The known-question index holds a written question only while its document says the quoted sentence; a
-    question phrased otherwise finds it (its closeness is a signal of the decision, its sentence is scored); a
-    document deleted takes its questions with it."""
+    question phrased otherwise finds it, among the retrieved passages only; the saved vectors serve another
+    process; a document deleted takes its questions with it."""
     from assistant.known_questions import KnownQuestions
     from assistant.pipeline import Assistant
     from assistant.vocabulary import expand

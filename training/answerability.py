@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from assistant.answerability import DURATION
-from assistant.known_questions import chunks_by_file, content_words, quoted_sentence, read_rows  # noqa: F401
+from assistant.known_questions import chunks_by_file, content_words, quoted_sentence, read_rows
 from assistant.precision import use_bf16
 from training.config import ROOT
 from training.retriever import near_copy_of

@@ -93,7 +93,8 @@ def sentence_questions(store, per_chunk: int, seed: int, exclude: set[str]) -> l
 
     from assistant.answerability import candidates, passage_parts
     from assistant.schema import Chunk, Hit
-    from training.answerability import content_words, questions_for
+    from assistant.known_questions import content_words
+    from training.answerability import questions_for
 
     got = store.collections["public"].get(include=["documents", "metadatas"])
     chunks = [Chunk.from_store(i, t, m) for i, t, m in zip(got["ids"], got["documents"], got["metadatas"])]

@@ -57,7 +57,7 @@ def prompt_for(source: str, chunks, company: str, per_chunk: int = 6, not_answer
 
 def parse(reply: str, source: str, by_file: dict[str, list]) -> tuple[list[dict], int]:
     """The valid rows of a reply, and how many lines were dropped (not JSON, wrong fields, a misquote)."""
-    from training.answerability import quoted_sentence
+    from assistant.known_questions import quoted_sentence
 
     rows, dropped = [], 0
     for line in reply.splitlines():
@@ -89,7 +89,8 @@ def run(assistant, out: Path = OUT, documents: list[str] | None = None, replace:
 
     from assistant.generators.base import GeneratorUnavailable
     from assistant.generators.hosted import HostedGenerator
-    from training.answerability import chunks_by_file, load_written
+    from assistant.known_questions import chunks_by_file
+    from training.answerability import load_written
 
     llm = HostedGenerator(assistant.settings)
     ok, why = llm.available()
