@@ -154,10 +154,10 @@ ANSWER_TYPES = (
 
 
 def features(question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap: float = 0.0,
-             internal: list[Evidence] = (), known_gap: float = 0.0) -> dict[str, float]:
+             internal: list[Evidence] = (), known: dict[str, float] | None = None) -> dict[str, float]:
     """What the calibrated decision reads; `evidence` scored by the cross-encoder; `gap` from internal_gap();
-    `internal`: the best internal passage's sentences, scored (a customer's question only); `known_gap`: see
-    Assistant.decide (assistant/known_questions.py)."""
+    `internal`: the best internal passage's sentences, scored (a customer's question only); `known`: the
+    known-question signals Assistant.decide measured (assistant/known_questions.py)."""
     logits = sorted((e.logit for e in evidence if e.logit is not None), reverse=True) or [-10.0]
     internal_best = max((e.logit for e in internal if e.logit is not None), default=None)
     return {"best_logit": logits[0], "second_logit": logits[1] if len(logits) > 1 else logits[0],
@@ -169,12 +169,23 @@ def features(question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap
             "missing_figures": missing_figures(question, hits[:3]),
             "type_mismatch": type_mismatch(question, [e.sentence for e in evidence[:3]]),
             "internal_gap": gap,
-            # for a customer, how much closer the nearest known question of an internal document comes than any the
-            # passages answer: a rule beside the regression (Assistant.decide), like internal_logit_gap
-            "known_internal_gap": known_gap,
+            # Known questions, for rules beside the regression (Assistant.decide): the cosine to the nearest one the
+            # passages answer, to the nearest written question the documents do not answer, and for a customer how
+            # much closer the nearest known question of an internal document comes than any the passages answer
+            "known_similarity": 0.0, "known_unanswerable_similarity": 0.0, "known_internal_gap": 0.0,
+            **(known or {}),
             # an internal sentence answers it better than any public one: a staff procedure, not for a customer
             # (a rule beside the regression, not in it: Assistant.decide refuses above the calibrated internal margin)
             "internal_logit_gap": max(0.0, internal_best - logits[0]) if internal_best is not None else 0.0}
+
+
+def known_shortcut(feats: dict[str, float]) -> bool:
+    """Whether a question the probability refuses may be answered for its nearness to a known question
+    (Assistant.decide; the similarity it needs is chosen at calibration): not when it asks for an amount, a period or a number the best
+    sentences do not state, not when an internal sentence outscores the public ones (a customer asking a staff
+    procedure), and not when a written question the documents do not answer comes closer than the known one."""
+    return (not feats["type_mismatch"] and feats["internal_logit_gap"] <= 0.0
+            and feats["known_unanswerable_similarity"] < feats["known_similarity"])
 
 
 def internal_gap(store, embedder, question: str, hits: list[Hit], role: str) -> tuple[float, Hit | None]:
@@ -218,6 +229,7 @@ class Decision:
     features: dict[str, float]  # what the probability was computed from (calibration refits on these)
     why: str = "the passages do not answer the question"  # said when it is refused
     known: object = None  # the nearest known question the passages answer (a KnownMatch): shown to staff
+    by_known: bool = False  # answered because the question comes close to a known question (not by probability)
 
 
 class AnswerabilityModel:
@@ -263,6 +275,12 @@ class AnswerabilityModel:
         calibration for this model's logits (a version calibrated before has none: 0)."""
         return float(self.calibration.get("internal_margin", 0.0))
 
+    def known_threshold_for(self, role: str) -> float:
+        """How close to a known question the passages answer a question must come to be answered whatever its
+        probability: chosen on dev by calibration, per role (a version calibrated before has none: off)."""
+        t = (self.calibration.get("known_thresholds") or {}).get(role)
+        return math.inf if t is None else float(t)
+
     @property
     def known_internal_margin(self) -> float:
         """How much closer a known question of an internal document may come than any the passages answer before a
@@ -277,13 +295,13 @@ class AnswerabilityModel:
 
     def decide(self, question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap: float = 0.0,
                internal: tuple[Hit, list[Evidence]] | None = None, role: str = "customer",
-               known_gap: float = 0.0) -> Decision:
+               known: dict[str, float] | None = None) -> Decision:
         """Scores the pre-ranked sentences (and the best internal passage's, for a customer); the calibrated
         combination of the signals decides."""
         self.score(question, hits, evidence)
         if internal:
             self.score(question, [internal[0]], internal[1])
-        feats = features(question, hits, evidence, bm25, gap, internal[1] if internal else (), known_gap)
+        feats = features(question, hits, evidence, bm25, gap, internal[1] if internal else (), known)
         p = self.probability(feats)
         return Decision(p, p >= self.threshold_for(role), sorted(evidence, key=lambda e: -(e.logit or -1e9)), feats)
 

@@ -4,8 +4,11 @@ A question that a person or a language model wrote *from a document* ("if some1 
 n theft pay?"), with the sentence that answers it quoted, says what that document answers in customers' words.
 Known questions are the written-questions files (`python -m training write-questions`; answerable rows, their quote
 checked against the document as it is now) and every FAQ row's own question. The pipeline shows staff the nearest
-one the retrieved passages answer, and refuses a customer whose question comes closer to a known question of an
-internal document than to any the passages answer (a staff procedure; the margin is chosen at calibration).
+one the retrieved passages answer, answers a question that comes as close to one as customers' paraphrases do
+(though the cross-encoder's probability falls short; the threshold is chosen at calibration), and refuses a customer
+whose question comes closer to a known question of an internal document than to any the passages answer (a staff
+procedure). The files' unanswerable rows ("how many times a year can I call the emergency engineer out?", which the
+documents do not say) are kept too: a question nearer to one of them than to any answered one gets no shortcut.
 
 The index is derived from the store and the files, like the BM25 index: rebuilt in any process whenever the store's
 generation or a file changes, its vectors kept beside the store so a restart embeds nothing new.
@@ -91,6 +94,8 @@ class KnownQuestions:
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._by_chunk: dict[str, np.ndarray] = {}
         self._internal = np.zeros(0, dtype=int)  # rows answered by an internal document
+        self._unanswerable: list[str] = []  # written questions the documents do not answer
+        self._negative = np.zeros((0, 0), dtype=np.float32)
 
     @classmethod
     def from_settings(cls, store, embedder, settings, model_path: str | None = None) -> KnownQuestions:
@@ -129,6 +134,11 @@ class KnownQuestions:
                         out.append((row["question"], chunk.chunk_id, sentence))
         return list(dict.fromkeys(out))
 
+    def unanswerable(self) -> list[str]:
+        """The written questions the documents were checked not to answer."""
+        rows = [r for f in self.files if f.exists() for r in read_rows(f)]
+        return list(dict.fromkeys(r["question"] for r in rows if r.get("answerable") is False and r.get("question")))
+
     def refresh(self) -> int:
         """Rebuilds the index if the store or a file changed; returns how many questions it holds."""
         key = self.key()
@@ -146,17 +156,22 @@ class KnownQuestions:
                 saved = np.load(cache, allow_pickle=False)
                 if str(saved["model"]) == self.model_path:
                     known = dict(zip(saved["texts"].tolist(), saved["vectors"]))
+            negatives = self.unanswerable()
             texts = [expand(q) for q, _, _ in rows]
-            missing = sorted({t for t in texts if t not in known})
+            negative_texts = [expand(q) for q in negatives]
+            missing = sorted({t for t in texts + negative_texts if t not in known})
             if missing:
                 known.update(zip(missing, self.embedder.embed_cached(missing, batch_size=64)))
-            vectors = (np.stack([known[t] for t in texts]).astype(np.float32) if texts
-                       else np.zeros((0, 0), dtype=np.float32))
+            stack = lambda ts: (np.stack([known[t] for t in ts]).astype(np.float32) if ts
+                                else np.zeros((0, 0), dtype=np.float32))
+            vectors, negative = stack(texts), stack(negative_texts)
             if missing:
                 tmp = cache.with_suffix(".tmp.npz")
-                np.savez(tmp, texts=np.array(texts), model=np.array(self.model_path), vectors=vectors)
+                every = list(dict.fromkeys(texts + negative_texts))
+                np.savez(tmp, texts=np.array(every), model=np.array(self.model_path), vectors=stack(every))
                 tmp.replace(cache)
             self._rows, self._vectors = rows, vectors
+            self._unanswerable, self._negative = negatives, negative
             by_chunk: dict[str, list[int]] = {}
             for i, (_, cid, _) in enumerate(rows):
                 by_chunk.setdefault(cid, []).append(i)
@@ -176,6 +191,15 @@ class KnownQuestions:
         """The nearest known question an internal document answers (staff procedures), wherever it is."""
         self.refresh()
         return self._nearest(vector, self._internal)
+
+    def best_unanswerable(self, vector: np.ndarray) -> tuple[str, float] | None:
+        """The nearest written question the documents do not answer, and its cosine."""
+        self.refresh()
+        if not len(self._unanswerable):
+            return None
+        sims = self._negative @ vector
+        i = int(np.argmax(sims))
+        return self._unanswerable[i], float(sims[i])
 
     def _nearest(self, vector: np.ndarray, rows: np.ndarray) -> KnownMatch | None:
         if not len(rows):

@@ -208,8 +208,9 @@ class Assistant:
             t = time.perf_counter()
             decision = self.decide(standalone, hits, role)
             timings["decide"] = (time.perf_counter() - t) * 1000
-            known = (f"; nearest known question {decision.known.similarity:.2f}: {decision.known.question!r}"
-                     if decision.known else "")
+            known = (f"; nearest known question {decision.known.similarity:.2f}"
+                     + (f" (>= {self.answerability.known_threshold_for(role):.2f}: answered by it)" if decision.by_known else "")
+                     + f": {decision.known.question!r}" if decision.known else "")
             verdicts.append(Verdict("answerability", decision.answerable,
                                     f"p={decision.probability:.2f} (threshold {self.answerability.threshold_for(role):.2f})"
                                     + known, ms=timings["decide"]))
@@ -258,7 +259,7 @@ class Assistant:
     def decide(self, question: str, hits: list[Hit], role: str = "customer", model=None):
         """The answerability model's (or `model`'s: one being calibrated) decision over the passages' best
         pre-ranked sentences."""
-        from assistant.answerability import internal_gap, prerank
+        from assistant.answerability import internal_gap, known_shortcut, prerank
         from assistant.vocabulary import expand
 
         bm25 = self.store.bm25()
@@ -270,10 +271,21 @@ class Assistant:
         vector = self.embedder.embed_one(expand(question))
         match = self.known.best(vector, [h.chunk.chunk_id for h in hits])
         staff_match = self.known.best_internal(vector) if role == "customer" else None
-        known_gap = max(0.0, staff_match.similarity - (match.similarity if match else 0.0)) if staff_match else 0.0
+        unanswerable = self.known.best_unanswerable(vector)
+        similarity = match.similarity if match else 0.0
+        known = {"known_similarity": similarity,
+                 "known_unanswerable_similarity": unanswerable[1] if unanswerable else 0.0,
+                 "known_internal_gap": max(0.0, staff_match.similarity - similarity) if staff_match else 0.0}
         model = model or self.answerability
-        decision = model.decide(expand(question), hits, evidence, bm25, gap, scored, role, known_gap)
+        decision = model.decide(expand(question), hits, evidence, bm25, gap, scored, role, known)
         decision.known = match
+        # A question that comes as close to a known question as customers' paraphrases of it do is answered though
+        # the probability falls short ("whats the excess on a cracked windshield" for the windscreen deductible): the
+        # cross-encoder misses such paraphrases, the known questions were written in customers' words. A new
+        # document without known questions is decided by the probability alone, as before.
+        if (not decision.answerable and match and known_shortcut(decision.features)
+                and similarity >= model.known_threshold_for(role)):
+            decision.answerable, decision.by_known = True, True
         # A sentence of an internal document answers better than any the customer may see, or a known question of
         # one comes closer: a staff procedure. The customer is refused (nothing internal is shown). The margins are
         # the model's own, chosen on dev. The known-question rule also fires on off-topic questions (every known

@@ -144,6 +144,62 @@ def test_the_internal_margin_refuses_only_what_it_must_on_dev():
     assert choose_margin(probs, noise, np.array([1, 0, 1, 1, 0, 1]), 0.5, 1.0) > noise.max()
 
 
+def test_the_known_question_threshold_answers_only_what_pays_on_dev():
+    from training.answerability import choose_known_threshold
+
+    # refused by the probability: the known-question cosines of two answerable questions, an absent one, another
+    sims = np.array([0.9, 0.8, 0.7, 0.6])
+    labels = np.array([1, 1, 0, 1])
+    eligible = np.ones(4, dtype=bool)
+    none = np.zeros(4, dtype=bool)
+    assert choose_known_threshold(none, sims, eligible, labels, 2.0) == pytest.approx(0.75)  # above the absent one
+    assert choose_known_threshold(none, sims, eligible, labels, 0.5) == pytest.approx(0.6)  # a wrong answer is cheap
+    # what the probability answers already, or what the path may not answer, leaves the path nothing to pay for
+    assert choose_known_threshold(labels == 1, sims, eligible, labels, 2.0) == np.inf
+    assert choose_known_threshold(none, sims, labels == 0, labels, 2.0) == np.inf
+
+
+def test_a_question_as_close_to_a_known_one_as_its_paraphrases_is_answered_though_the_probability_falls_short(
+        kb_assistant):
+    """The known-question path: calibration chose a similarity per role; a customer's paraphrase of a known question
+    is answered from the passage that answers it, staff are told why; a question nearer to a written question the
+    documents do not answer, or far from every known one, is not."""
+    from assistant.answerability import AnswerabilityModel
+    from assistant.vocabulary import expand
+
+    cal = json.loads((kb_assistant.answerability.folder / "calibration.json").read_text())
+    assert set(cal["known_thresholds"]) == {"customer", "staff"}
+    assert all(t is None or 0.0 < t <= 1.0 for t in cal["known_thresholds"].values())
+    # a decision whose probability answers nothing, whose known-question path answers at 0.8
+    strict = AnswerabilityModel(kb_assistant.answerability.folder)
+    strict.calibration = {**strict.calibration, "threshold": 1.01, "thresholds": {"customer": 1.01, "staff": 1.01},
+                          "known_thresholds": {"customer": 0.8, "staff": 0.8}}
+    q = "whats the max payout for a flight delay on the travel insurance"  # written: "max payout flight delay"
+    hits = kb_assistant.retriever.retrieve(q, threshold=-1.0)
+    decision = kb_assistant.decide(q, hits, model=strict)
+    assert decision.known.similarity >= 0.8, decision.known
+    assert decision.answerable and decision.by_known and decision.probability < 1.01
+    unanswerable = kb_assistant.known.unanswerable()
+    assert len(unanswerable) > 100
+    absent = unanswerable[0]  # written from a document that does not say it: nearer to itself than to any known one
+    gate = AnswerabilityModel(kb_assistant.answerability.folder)
+    gate.calibration = {**strict.calibration, "known_thresholds": {"customer": 0.0, "staff": 0.0}}
+    refused = kb_assistant.decide(absent, kb_assistant.retriever.retrieve(absent, threshold=-1.0), model=gate)
+    assert refused.features["known_unanswerable_similarity"] > 0.99 and not refused.answerable
+    far = "what's a good recipe for lasagne without an oven"
+    assert not kb_assistant.decide(far, kb_assistant.retriever.retrieve(far, threshold=-1.0), model=strict).answerable
+    served, kb_assistant.answerability = kb_assistant.answerability, strict
+    try:
+        answer = kb_assistant.ask(q, role="staff")
+    finally:
+        kb_assistant.answerability = served
+    assert not answer.refused and answer.citations[0].source == "travel-faq.jsonl", answer.answer
+    verdict = next(v for v in answer.guards if v["rail"] == "answerability")
+    assert "(>= 0.80: answered by it)" in verdict["detail"] and verdict["passed"], verdict
+    assert kb_assistant.known.best(kb_assistant.embedder.embed_one(expand(q)),
+                                   [h.chunk.chunk_id for h in hits]).question == decision.known.question
+
+
 def test_written_questions_pair_with_the_sentence_of_their_quote_and_drop_when_it_left(kb_assistant):
     """A written question is a positive beside the sentence holding its quote, with negatives of the same kind as
     the synthetic ones; a quote its document no longer holds drops the question; an evaluation question is never
@@ -342,6 +398,9 @@ def test_known_questions_follow_the_store(kb_copy, embedder, tmp_path):
     (ours,) = [e for e in index.entries() if e[0] == rows[0]["question"]]
     assert ours[2].startswith("Windscreen and glass claims")
 
+    # the written question the documents do not answer is kept apart, for the known-question path
+    assert index.unanswerable() == [rows[2]["question"]]
+    assert index.best_unanswerable(embedder.embed_one(expand("do you insure space travel")))[0] == rows[2]["question"]
     q = "a stone cracked my windscreen, what do i pay if you replace the glass?"
     vector = embedder.embed_one(expand(q))
     match = index.best(vector, [ours[1]])

@@ -20,6 +20,7 @@ and the threshold chosen there; reliability is in the version's calibration.json
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import time
@@ -453,6 +454,49 @@ def choose_margin(probs: np.ndarray, gaps: np.ndarray, labels: np.ndarray, thres
     return float((grid[best] + grid[best + 1]) / 2) if best + 1 < len(grid) else float(grid[best] + 1.0)
 
 
+def choose_known_threshold(answered: np.ndarray, sims: np.ndarray, eligible: np.ndarray, labels: np.ndarray,
+                           refusal_weight: float) -> float:
+    """The known-question similarity at and above which a question the probability refuses is answered anyway
+    (`eligible`: assistant.answerability.known_shortcut holds and no internal rule refuses), minimising (missed
+    answers + refusal_weight x wrong answers) on dev beside the `answered` ones; inf when no threshold pays. Among
+    equally good thresholds the highest, set halfway down to the next similarity seen (the path answers only what it
+    must)."""
+    grid = np.unique(np.concatenate([sims[eligible & ~answered], [math.inf]]))[::-1]  # high to low
+    def cost(t: float) -> float:
+        ans = answered | (eligible & (sims >= t))
+        return float((~ans & (labels == 1)).sum() + refusal_weight * (ans & (labels == 0)).sum())
+    costs = [cost(t) for t in grid]
+    best = int(np.argmin(costs))  # the first minimum: the highest threshold
+    if math.isinf(grid[best]):
+        return math.inf
+    return float((grid[best] + grid[best + 1]) / 2) if best + 1 < len(grid) else float(grid[best])
+
+
+def known_thresholds(model, rows: list[dict[str, float]], ys: np.ndarray, roles: list[str],
+                     refusal_weight: float) -> dict[str, float]:
+    """Per role, the known-question similarity that answers a question the probability refuses (choose_known_threshold),
+    with `model`'s calibration (threshold and internal rules) deciding the rest as it serves."""
+    from assistant.answerability import known_shortcut
+
+    probs = np.array([model.probability(r) for r in rows])
+    sims = np.array([r["known_similarity"] for r in rows])
+    eligible = np.array([known_shortcut(r) for r in rows])
+    role = np.array(roles)
+    # a customer's rules: an internal sentence or an internal known question far ahead refuses whatever the path says
+    ruled = np.array([r["internal_logit_gap"] <= model.internal_margin
+                      and r["known_internal_gap"] <= model.known_internal_margin for r in rows]) | (role != "customer")
+    out = {}
+    for r in sorted(set(roles)):
+        m = role == r
+        out[r] = choose_known_threshold((probs >= model.threshold_for(r))[m] & ruled[m], sims[m], (eligible & ruled)[m],
+                                        ys[m], refusal_weight)
+    return out
+
+
+def _finite(x: float) -> float | None:
+    return None if math.isinf(x) else round(float(x), 4)
+
+
 def dev_features(assistant, model, cases: list[dict], both_roles: bool = False
                  ) -> tuple[list[dict[str, float]], np.ndarray, list[str]]:
     """The decision's features for each dev case, computed by the pipeline's own decide() with no similarity
@@ -538,7 +582,7 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
     """Fits the decision (weights, bias, threshold) of the version in `path` on `dev` (or on `cases` of it: those
     the model did not learn from); writes calibration.json and returns the dev figures. Without a dev split the
     best logit alone decides at 0.5."""
-    from assistant.answerability import AnswerabilityModel
+    from assistant.answerability import AnswerabilityModel, known_shortcut
     from assistant.evaluation import load_cases
     from assistant.evaluation.metrics import reliability
 
@@ -572,8 +616,25 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
             staff = role == "staff"
             calibration["thresholds"] = {"customer": t, "staff": choose_threshold(probs[staff], ys[staff], cfg.refusal_weight)}
             out["staff_threshold"] = round(calibration["thresholds"]["staff"], 4)
+        # The known-question path (Assistant.decide). Its threshold reads the cosine to known questions, which no
+        # model learned from dev, so it is chosen on the whole dev split: the half the cross-encoder learned from
+        # too (the probability looks better there, which leaves the path less to do: the choice errs toward refusing)
+        served.calibration = calibration
+        learned = ([c for c in load_cases(dev) if c["id"] not in {x["id"] for x in cases}]
+                   if cases is not None else [])
+        more, more_ys, more_roles = dev_features(assistant, served, learned, cfg.role_thresholds)
+        known_t = known_thresholds(served, rows + more, np.concatenate([ys, more_ys]), roles + more_roles,
+                                   cfg.refusal_weight)
+        calibration["known_thresholds"] = known_t
+        out["known_threshold"] = _finite(known_t["customer"])
+        if "staff" in known_t:
+            out["staff_known_threshold"] = _finite(known_t["staff"])
+        sims = np.array([r["known_similarity"] for r in rows])
+        eligible = np.array([known_shortcut(r) for r in rows])
+        ruled = (gaps <= margin) & (known_gaps <= known_margin)
         # the figures as a customer asks, both rules applied
-        answered, ys = ((probs >= t) & (gaps <= margin) & (known_gaps <= known_margin))[customer], ys[customer]
+        answered = ((probs >= t) | (eligible & (sims >= known_t["customer"]))) & ruled
+        answered, ys = answered[customer], ys[customer]
         out["dev_answered_if_answerable"] = round(float(answered[ys == 1].mean()), 4) if (ys == 1).any() else None
         out["dev_refused_if_not"] = round(float((~answered[ys == 0]).mean()), 4) if (ys == 0).any() else None
         out["threshold"], out["internal_margin"] = round(t, 4), round(margin, 4)
@@ -584,5 +645,7 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
             from sklearn.metrics import roc_auc_score
 
             out["dev_best_logit_auc"] = round(float(roc_auc_score(ys, best)), 4)
+    if "known_thresholds" in calibration:  # "no threshold pays" (inf) written as null
+        calibration["known_thresholds"] = {k: _finite(v) for k, v in calibration["known_thresholds"].items()}
     (path / "calibration.json").write_text(json.dumps(calibration, indent=2))
     return out
