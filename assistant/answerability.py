@@ -181,9 +181,9 @@ def features(question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap
 
 def known_shortcut(feats: dict[str, float]) -> bool:
     """Whether a question the probability refuses may be answered for its nearness to a known question
-    (Assistant.decide; the similarity it needs is chosen at calibration): not when it asks for an amount, a period or a number the best
-    sentences do not state, not when an internal sentence outscores the public ones (a customer asking a staff
-    procedure), and not when a written question the documents do not answer comes closer than the known one."""
+    (Assistant.decide; the similarity it needs is chosen at calibration): not when it asks for an amount, a period or
+    a number the best sentences do not state, not when an internal sentence outscores the public ones (a customer
+    asking a staff procedure), and not when a written question the documents do not answer comes closer."""
     return (not feats["type_mismatch"] and feats["internal_logit_gap"] <= 0.0
             and feats["known_unanswerable_similarity"] < feats["known_similarity"])
 
