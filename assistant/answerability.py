@@ -94,9 +94,10 @@ def candidates(hits: list[Hit]) -> list[Evidence]:
     return out
 
 
-def prerank(question: str, hits: list[Hit], embedder, bm25, limit: int) -> list[Evidence]:
+def prerank(question: str, hits: list[Hit], embedder, bm25, limit: int, internal_bonus: float = 0.0) -> list[Evidence]:
     """The `limit` candidate sentences most likely to answer: embedding similarity to the question (sentences are
-    cached vectors), IDF-weighted shared terms and the passage's own similarity."""
+    cached vectors), IDF-weighted shared terms and the passage's own similarity; `internal_bonus` added for an
+    internal passage's sentence (staff: their procedures answer before the customer-facing text that shares words)."""
     from assistant.store import analyze
     from assistant.vocabulary import expand
 
@@ -114,6 +115,8 @@ def prerank(question: str, hits: list[Hit], embedder, bm25, limit: int) -> list[
     for e, lex, sim in zip(evidence, lexical, sims):
         e.similarity, e.lexical = float(sim), lex
         e.prior = 0.6 * float(sim) + 0.25 * lex + 0.15 * e.prior
+        if internal_bonus and hits[e.n - 1].chunk.audience == "internal":
+            e.prior += internal_bonus
     return sorted(evidence, key=lambda e: -e.prior)[:limit]
 
 

@@ -263,7 +263,8 @@ class Assistant:
         from assistant.vocabulary import expand
 
         bm25 = self.store.bm25()
-        evidence = prerank(question, hits, self.embedder, bm25, self.settings.answerability_candidates)
+        bonus = self.settings.staff_internal_bonus if role == "staff" else 0.0
+        evidence = prerank(question, hits, self.embedder, bm25, self.settings.answerability_candidates, bonus)
         gap, internal = internal_gap(self.store, self.embedder, question, hits, role)
         scored = (internal, prerank(question, [internal], self.embedder, bm25, 4)) if internal else None
         # the nearest known question the passages answer (shown to staff); for a customer, a known question of an

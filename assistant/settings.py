@@ -100,6 +100,10 @@ class Settings(BaseSettings):
         True, description="With an answerability model: the passages reach the generator in the order of their best "
                           "sentence's score (the passage that answers is [1]): a small private model quotes what it "
                           "reads first, and only `context_chunks` of them fit its prompt.")
+    staff_internal_bonus: float = Field(
+        0.1, description="Added to the pre-ranking score of an internal passage's sentences when staff ask: their "
+                         "procedures are quoted before customer-facing text that shares the question's words "
+                         "(tuned on the dev split).")
     extractive_evidence_margin: float = Field(
         0.05, description="With an answerability model: sentences scoring within this of the best one are quoted too "
                           "(up to `extractive_max_sentences`; tuned on the dev split).")

@@ -200,6 +200,35 @@ def test_a_question_as_close_to_a_known_one_as_its_paraphrases_is_answered_thoug
                                    [h.chunk.chunk_id for h in hits]).question == decision.known.question
 
 
+def test_staff_are_quoted_their_own_procedure_before_the_customer_facing_text(kb_assistant):
+    """`staff_internal_bonus`: for staff, an internal passage's sentences pre-rank higher by the bonus (which sentences
+    are scored and quoted); a customer's pre-ranking is untouched (nothing internal reaches it anyway)."""
+    from assistant.answerability import prerank
+
+    a = kb_assistant
+    q = "a customer unhappy with how we handled his complaint says he'll go to the ombudsman, what do I do with it?"
+    hits = a.retriever.retrieve(q, role="staff", threshold=-1.0)
+    assert {h.chunk.audience for h in hits} == {"public", "internal"}, [h.chunk.source for h in hits]
+    plain = {(e.n, e.sentence): e.prior for e in prerank(q, hits, a.embedder, a.store.bm25(), 100)}
+    bonus = {(e.n, e.sentence): e.prior for e in prerank(q, hits, a.embedder, a.store.bm25(), 100, 0.1)}
+    for (n, sentence), prior in plain.items():
+        internal = hits[n - 1].chunk.audience == "internal"
+        assert bonus[(n, sentence)] == pytest.approx(prior + (0.1 if internal else 0.0))
+
+    def cited(bonus: float, role: str) -> list[str]:
+        served = a.settings
+        a.settings = served.model_copy(update={"staff_internal_bonus": bonus})
+        try:
+            return [c.source for c in a.ask(q, role=role).citations]
+        finally:
+            a.settings = served
+
+    assert a.settings.staff_internal_bonus == pytest.approx(0.1)
+    assert "staff-escalation-matrix.md" not in cited(0.0, "staff")  # the public complaints page shares more words
+    assert "staff-escalation-matrix.md" in cited(0.1, "staff")  # Level 3: complaints that mention the ombudsman
+    assert "staff-escalation-matrix.md" not in cited(0.1, "customer")
+
+
 def test_written_questions_pair_with_the_sentence_of_their_quote_and_drop_when_it_left(kb_assistant):
     """A written question is a positive beside the sentence holding its quote, with negatives of the same kind as
     the synthetic ones; a quote its document no longer holds drops the question; an evaluation question is never
