@@ -80,6 +80,7 @@ class Evidence:
     lexical: float = 0.0  # IDF-weighted share of the question's terms in the sentence
     logit: float | None = None  # the cross-encoder's score
     probability: float | None = None  # sigmoid(logit): how well this sentence answers, for choosing quotes
+    penalty: float = 0.0  # taken from its choice_score (its document is about another product than the question)
 
 
 def candidates(hits: list[Hit]) -> list[Evidence]:
@@ -92,6 +93,31 @@ def candidates(hits: list[Hit]) -> list[Evidence]:
             if not s.rstrip().endswith("?"):
                 out.append(Evidence(n, s, len(out), hit.similarity))
     return out
+
+
+# The product lines a question or a document title names: "the excess on my car insurance" is not the health
+# policy's annual excess, however alike the sentences read to the embedding model.
+PRODUCTS = {
+    "auto": re.compile(r"\b(car|cars|auto|motor|vehicle|vehicles|driver|drivers|driving|windscreen|roadside)\b", re.I),
+    "home": re.compile(r"\b(home|house|buildings|contents|household)\b", re.I),
+    "travel": re.compile(r"\b(travel|trip|trips|holiday|holidays)\b", re.I),
+    "health": re.compile(r"\b(health|medical|hospital|doctor|dental)\b", re.I),
+    "life": re.compile(r"\blife (insurance|cover|policy)\b", re.I),
+    "renters": re.compile(r"\b(renters|tenant|tenants)\b", re.I),
+}
+
+
+def products(text: str) -> set[str]:
+    return {name for name, pattern in PRODUCTS.items() if pattern.search(text)}
+
+
+def penalize_other_products(question: str, hits: list[Hit], evidence: list[Evidence], penalty: float) -> None:
+    """Sets `penalty` on each sentence whose document's title names only product lines the question does not: what
+    the extractive backend quotes first, never what decides (the decision's features are untouched)."""
+    asked = products(question)
+    for e in evidence if asked and penalty else ():
+        named = products(hits[e.n - 1].chunk.title or "")
+        e.penalty = penalty if named and not named & asked else 0.0
 
 
 def prerank(question: str, hits: list[Hit], embedder, bm25, limit: int, internal_bonus: float = 0.0) -> list[Evidence]:
@@ -312,7 +338,7 @@ class AnswerabilityModel:
 def choice_score(e: Evidence, logit_weight: float) -> float:
     """How strongly a scored sentence is chosen as the answer: its pre-ranking score plus the cross-encoder's
     probability (`extractive_choice_logit_weight`, tuned on dev): what the extractive backend quotes first."""
-    return e.prior + logit_weight * (e.probability or 0.0)
+    return e.prior + logit_weight * (e.probability or 0.0) - e.penalty
 
 
 def _best_evidence(decision: Decision, logit_weight: float) -> dict[int, Evidence]:

@@ -259,7 +259,7 @@ class Assistant:
     def decide(self, question: str, hits: list[Hit], role: str = "customer", model=None):
         """The answerability model's (or `model`'s: one being calibrated) decision over the passages' best
         pre-ranked sentences."""
-        from assistant.answerability import internal_gap, known_shortcut, prerank
+        from assistant.answerability import internal_gap, known_shortcut, penalize_other_products, prerank
         from assistant.vocabulary import expand
 
         bm25 = self.store.bm25()
@@ -280,6 +280,7 @@ class Assistant:
         model = model or self.answerability
         decision = model.decide(expand(question), hits, evidence, bm25, gap, scored, role, known)
         decision.known = match
+        penalize_other_products(question, hits, decision.evidence, self.settings.product_mismatch_penalty)
         # A question that comes as close to a known question as customers' paraphrases of it do is answered though
         # the probability falls short ("whats the excess on a cracked windshield" for the windscreen deductible): the
         # cross-encoder misses such paraphrases, the known questions were written in customers' words. A new

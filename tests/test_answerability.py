@@ -229,6 +229,33 @@ def test_staff_are_quoted_their_own_procedure_before_the_customer_facing_text(kb
     assert "staff-escalation-matrix.md" not in cited(0.1, "customer")
 
 
+def test_a_sentence_about_another_product_is_quoted_after_the_one_about_the_product_asked(kb_assistant):
+    """"the excess on my car insurance": the health policy's "annual excess" sentence reads closer to MiniLM than the
+    auto deductible; `product_mismatch_penalty` moves it behind (what is quoted first), the decision untouched."""
+    from assistant.answerability import choice_score, evidence_first, products
+
+    a = kb_assistant
+    assert products("whats the excess on my car insurance") == {"auto"} and products("Health Insurance Policy Wording") == {"health"}
+    assert products("How to Make a Claim") == set()  # a document about no one product is never penalized
+    q = "whats the excess on my car insurance"
+    hits = a.retriever.retrieve(q, threshold=-1.0)
+    decision = a.decide(q, hits)
+    penalized = {hits[e.n - 1].chunk.title for e in decision.evidence if e.penalty}
+    assert penalized and all("Health" in t or "Travel" in t or "Home" in t or "Life" in t for t in penalized), penalized
+    assert all(e.penalty == 0.0 for e in decision.evidence if "Auto" in hits[e.n - 1].chunk.title)
+    w = a.settings.extractive_choice_logit_weight
+    first = evidence_first(hits, decision, w)[0]
+    assert "Auto" in first.chunk.title, first.chunk.title
+    off = a.settings.model_copy(update={"product_mismatch_penalty": 0.0})
+    served, a.settings = a.settings, off
+    try:
+        plain = a.decide(q, hits)
+    finally:
+        a.settings = served
+    assert plain.probability == pytest.approx(decision.probability)  # what decides is untouched
+    assert max(plain.evidence, key=lambda e: choice_score(e, w)).sentence.startswith("4.3 The annual excess")
+
+
 def test_written_questions_pair_with_the_sentence_of_their_quote_and_drop_when_it_left(kb_assistant):
     """A written question is a positive beside the sentence holding its quote, with negatives of the same kind as
     the synthetic ones; a quote its document no longer holds drops the question; an evaluation question is never
