@@ -98,12 +98,12 @@ def candidates(hits: list[Hit]) -> list[Evidence]:
 # The product lines a question or a document title names: "the excess on my car insurance" is not the health
 # policy's annual excess, however alike the sentences read to the embedding model.
 PRODUCTS = {
-    "auto": re.compile(r"\b(car|cars|auto|motor|vehicle|vehicles|driver|drivers|driving|windscreen|roadside)\b", re.I),
-    "home": re.compile(r"\b(home|house|buildings|contents|household)\b", re.I),
-    "travel": re.compile(r"\b(travel|trip|trips|holiday|holidays)\b", re.I),
-    "health": re.compile(r"\b(health|medical|hospital|doctor|dental)\b", re.I),
-    "life": re.compile(r"\blife (insurance|cover|policy)\b", re.I),
-    "renters": re.compile(r"\b(renters|tenant|tenants)\b", re.I),
+    "auto": re.compile(r"\b(car|cars|auto|motor|vehicle|vehicles|driver|drivers|driving|windscreen|roadside)\b", re.IGNORECASE),
+    "home": re.compile(r"\b(home|house|buildings|contents|household)\b", re.IGNORECASE),
+    "travel": re.compile(r"\b(travel|trip|trips|holiday|holidays)\b", re.IGNORECASE),
+    "health": re.compile(r"\b(health|medical|hospital|doctor|dental)\b", re.IGNORECASE),
+    "life": re.compile(r"\blife (insurance|cover|policy)\b", re.IGNORECASE),
+    "renters": re.compile(r"\b(renters|tenant|tenants)\b", re.IGNORECASE),
 }
 
 
@@ -170,14 +170,14 @@ FEATURES = ("best_logit", "second_logit", "best_similarity", "best_lexical", "pa
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 # a period a sentence states ("within 5 business days"); training/answerability.py templates questions from it too
 DURATION = re.compile(r"\b\d+\s*((business|working|calendar)\s+)?(day|days|hour|hours|week|weeks|month|months|year|years)\b",
-                      re.I)
+                      re.IGNORECASE)
 # What kind of fact a question asks for, and how a sentence that states one looks.
 ANSWER_TYPES = (
-    (re.compile(r"\b(how much|cost|costs|price|premium for|pay out|payout|limit|maximum|minimum|fee)\b", re.I),
-     re.compile(r"(EUR|€|\$|£)\s?\d|\d\s?%|\bno (fee|charge|limit)\b|\bfree\b|\bunlimited\b", re.I)),
-    (re.compile(r"\b(how long|how soon|how many (days|weeks|months|years|hours)|deadline|time limit|how quickly)\b", re.I),
-     re.compile(DURATION.pattern + r"|\bimmediately\b|\bas soon as\b", re.I)),
-    (re.compile(r"\b(phone number|number (to|do i|should i) call|what number|hotline|e-?mail address)\b", re.I),
+    (re.compile(r"\b(how much|cost|costs|price|premium for|pay out|payout|limit|maximum|minimum|fee)\b", re.IGNORECASE),
+     re.compile(r"(EUR|€|\$|£)\s?\d|\d\s?%|\bno (fee|charge|limit)\b|\bfree\b|\bunlimited\b", re.IGNORECASE)),
+    (re.compile(r"\b(how long|how soon|how many (days|weeks|months|years|hours)|deadline|time limit|how quickly)\b", re.IGNORECASE),
+     re.compile(DURATION.pattern + r"|\bimmediately\b|\bas soon as\b", re.IGNORECASE)),
+    (re.compile(r"\b(phone number|number (to|do i|should i) call|what number|hotline|e-?mail address)\b", re.IGNORECASE),
      re.compile(r"\b0800\b|\+\d{2}|@|\b\d{3,4} \d{3,4}\b")),
 )
 
