@@ -472,25 +472,29 @@ def choose_known_threshold(answered: np.ndarray, sims: np.ndarray, eligible: np.
     return float((grid[best] + grid[best + 1]) / 2) if best + 1 < len(grid) else float(grid[best])
 
 
-def known_thresholds(model, rows: list[dict[str, float]], ys: np.ndarray, roles: list[str],
-                     refusal_weight: float) -> dict[str, float]:
-    """Per role, the known-question similarity that answers a question the probability refuses (choose_known_threshold),
-    with `model`'s calibration (threshold and internal rules) deciding the rest as it serves."""
+def as_served(model, rows: list[dict[str, float]], roles: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, as Assistant.decide serves it with `model`'s calibration: answered by the probability; free to take
+    the known-question path (assistant.answerability.known_shortcut); its known-question cosine. A customer's
+    internal rules (an internal sentence or an internal known question far ahead) refuse whatever else says yes."""
     from assistant.answerability import known_shortcut
 
-    probs = np.array([model.probability(r) for r in rows])
-    sims = np.array([r["known_similarity"] for r in rows])
-    eligible = np.array([known_shortcut(r) for r in rows])
+    ruled = np.array([role != "customer" or (r["internal_logit_gap"] <= model.internal_margin
+                                             and r["known_internal_gap"] <= model.known_internal_margin)
+                      for r, role in zip(rows, roles)], dtype=bool)
+    by_probability = np.array([model.probability(r) >= model.threshold_for(role) for r, role in zip(rows, roles)],
+                              dtype=bool)
+    path = np.array([known_shortcut(r) for r in rows], dtype=bool)
+    return by_probability & ruled, path & ruled, np.array([r["known_similarity"] for r in rows])
+
+
+def known_thresholds(model, rows: list[dict[str, float]], ys: np.ndarray, roles: list[str],
+                     refusal_weight: float) -> dict[str, float]:
+    """Per role, the known-question cosine that answers a question the probability refuses (choose_known_threshold),
+    `model`'s calibration deciding the rest as it serves."""
+    answered, path, sims = as_served(model, rows, roles)
     role = np.array(roles)
-    # a customer's rules: an internal sentence or an internal known question far ahead refuses whatever the path says
-    ruled = np.array([r["internal_logit_gap"] <= model.internal_margin
-                      and r["known_internal_gap"] <= model.known_internal_margin for r in rows]) | (role != "customer")
-    out = {}
-    for r in sorted(set(roles)):
-        m = role == r
-        out[r] = choose_known_threshold((probs >= model.threshold_for(r))[m] & ruled[m], sims[m], (eligible & ruled)[m],
-                                        ys[m], refusal_weight)
-    return out
+    return {r: choose_known_threshold(answered[role == r], sims[role == r], path[role == r], ys[role == r],
+                                      refusal_weight) for r in sorted(set(roles))}
 
 
 def _finite(x: float) -> float | None:
@@ -582,7 +586,7 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
     """Fits the decision (weights, bias, threshold) of the version in `path` on `dev` (or on `cases` of it: those
     the model did not learn from); writes calibration.json and returns the dev figures. Without a dev split the
     best logit alone decides at 0.5."""
-    from assistant.answerability import AnswerabilityModel, known_shortcut
+    from assistant.answerability import AnswerabilityModel
     from assistant.evaluation import load_cases
     from assistant.evaluation.metrics import reliability
 
@@ -629,12 +633,10 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
         out["known_threshold"] = _finite(known_t["customer"])
         if "staff" in known_t:
             out["staff_known_threshold"] = _finite(known_t["staff"])
-        sims = np.array([r["known_similarity"] for r in rows])
-        eligible = np.array([known_shortcut(r) for r in rows])
-        ruled = (gaps <= margin) & (known_gaps <= known_margin)
-        # the figures as a customer asks, both rules applied
-        answered = ((probs >= t) | (eligible & (sims >= known_t["customer"]))) & ruled
-        answered, ys = answered[customer], ys[customer]
+        # the figures as a customer asks, every rule and the path applied
+        by_probability, may_take_path, sims = as_served(served, rows, roles)
+        answered = (by_probability | (may_take_path & (sims >= known_t["customer"])))[customer]
+        ys = ys[customer]
         out["dev_answered_if_answerable"] = round(float(answered[ys == 1].mean()), 4) if (ys == 1).any() else None
         out["dev_refused_if_not"] = round(float((~answered[ys == 0]).mean()), 4) if (ys == 0).any() else None
         out["threshold"], out["internal_margin"] = round(t, 4), round(margin, 4)
