@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -63,6 +64,21 @@ def passage_parts(chunk) -> tuple[str, str]:
     if len(lines) > 1 and chunk.title and lines[0].startswith(chunk.title):
         return lines[0], "\n".join(lines[1:])
     return chunk.title or chunk.source, chunk.text
+
+
+def question_tail(tokenizer, question: str, max_tokens: int | None) -> str:
+    """The question's last `max_tokens` tokens, cut at a word boundary. The cross-encoder truncates a pair from its
+    longer side's end, and a customer's story states its question last: cut from the front instead, and what it
+    reads is the question and the details nearest it."""
+    if not max_tokens:
+        return question
+    offsets = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    if len(offsets) <= max_tokens:
+        return question
+    start = offsets[-max_tokens][0]
+    while start < len(question) and start > 0 and not question[start - 1].isspace():  # on to the next whole word
+        start += 1
+    return question[start:]
 
 
 def evidence_text(header: str, sentence: str) -> str:
@@ -250,6 +266,13 @@ def missing_figures(question: str, hits: list[Hit]) -> float:
     return sum(n not in context for n in numbers) / len(numbers) if numbers else 0.0
 
 
+class Ruling(NamedTuple):
+    answered: bool
+    by_known: bool  # answered by the known-question path, not by the probability
+    staff_only: bool  # refused: only an internal document answers it (a customer asking a staff procedure)
+    vetoed: bool = False  # refused: a written question the documents do not answer comes closer (vetoed)
+
+
 @dataclass
 class Decision:
     probability: float  # calibrated P(the context answers the question)
@@ -273,6 +296,8 @@ class AnswerabilityModel:
         self.folder = folder
         self.version = folder.name
         self._model = CrossEncoder(str(folder / "model"), device="cpu")
+        config = folder / "config.json"  # the training recipe: how it read questions is how it must read them here
+        self.question_tokens = (json.loads(config.read_text()).get("question_tokens") if config.exists() else None)
         cal = folder / "calibration.json"
         self.calibration = (json.loads(cal.read_text()) if cal.exists()
                             else {"weights": {"best_logit": 1.0}, "bias": 0.0, "threshold": 0.5})
@@ -285,6 +310,7 @@ class AnswerabilityModel:
         with self._lock, autocast(self.bf16):
             import torch
 
+            question = question_tail(self._model.tokenizer, question, self.question_tokens)
             return np.asarray(self._model.predict([(question, t) for t in texts], batch_size=32,
                                                   show_progress_bar=False, activation_fn=torch.nn.Identity(),
                                                   convert_to_numpy=True), dtype=np.float32).reshape(-1)
@@ -315,6 +341,39 @@ class AnswerabilityModel:
         """How much closer a known question of an internal document may come than any the passages answer before a
         customer is refused: chosen on dev by calibration (a version calibrated before has none: the rule is off)."""
         return float(self.calibration.get("known_internal_margin", math.inf))
+
+    def unanswerable_margin_for(self, role: str) -> float:
+        """How much closer than the nearest known question a written not-answerable one must come to veto an answer:
+        chosen per role on dev by calibration (a version calibrated before has none: no veto)."""
+        m = (self.calibration.get("unanswerable_margins") or {}).get(role)
+        return math.inf if m is None else float(m)
+
+    def vetoed(self, feats: dict[str, float], role: str) -> bool:
+        """A question much nearer to a written question the documents were checked not to answer ("how much does
+        the cruise extension cost") than to any known question the passages answer is refused, whatever the
+        probability: the cross-encoder reads the cruise sentence as an answer, the written questions know the price
+        is not stated. Only where the best sentence's document had questions written from it (`known_document`): a
+        document ingested since has no known questions to come close to."""
+        return bool(feats.get("known_document", 0.0)) and (
+            feats["known_unanswerable_similarity"] - feats["known_similarity"] >= self.unanswerable_margin_for(role))
+
+    def rule(self, feats: dict[str, float], role: str, known_threshold: float | None = None,
+             internal_margin: float | None = None) -> Ruling:
+        """The decision as served (Assistant.decide), and as calibration chooses its thresholds with it: answered by
+        the probability, or by the known-question path when the probability falls short (`known_threshold`: the
+        cosine it needs, the calibrated one unless given); then, for a customer, refused as a staff procedure when
+        an internal sentence outscores the public ones by more than the margin (the setting's, else the model's),
+        or when an answered question comes closer to a known question of an internal document than to any the
+        passages answer. The probability's answer is vetoed by a written not-answerable question (vetoed)."""
+        vetoed = self.probability(feats) >= self.threshold_for(role) and self.vetoed(feats, role)
+        by_probability = self.probability(feats) >= self.threshold_for(role) and not vetoed
+        known_threshold = self.known_threshold_for(role) if known_threshold is None else known_threshold
+        by_known = not by_probability and known_shortcut(feats) and feats["known_similarity"] >= known_threshold
+        answered = by_probability or by_known
+        margin = self.internal_margin if internal_margin is None else internal_margin
+        staff_only = role == "customer" and (feats["internal_logit_gap"] > margin or answered
+                                             and feats["known_internal_gap"] > self.known_internal_margin)
+        return Ruling(answered and not staff_only, by_known and not staff_only, staff_only, vetoed and not answered)
 
     def score(self, question: str, hits: list[Hit], evidence: list[Evidence]) -> None:
         """Fills each pre-ranked sentence's logit and probability."""

@@ -94,6 +94,7 @@ class KnownQuestions:
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._by_chunk: dict[str, np.ndarray] = {}
         self._internal = np.zeros(0, dtype=int)  # rows answered by an internal document
+        self._documents: set[str] = set()  # documents with known questions
         self._unanswerable: list[str] = []  # written questions the documents do not answer
         self._negative = np.zeros((0, 0), dtype=np.float32)
 
@@ -177,6 +178,7 @@ class KnownQuestions:
                 by_chunk.setdefault(cid, []).append(i)
             self._by_chunk = {cid: np.array(ix) for cid, ix in by_chunk.items()}
             self._internal = np.array([i for i, (_, cid, _) in enumerate(rows) if cid in internal], dtype=int)
+            self._documents = {c.doc_id for c in chunks if c.chunk_id in by_chunk}
             self._key = key
             return len(rows)
 
@@ -191,6 +193,11 @@ class KnownQuestions:
         """The nearest known question an internal document answers (staff procedures), wherever it is."""
         self.refresh()
         return self._nearest(vector, self._internal)
+
+    def covers(self, doc_id: str) -> bool:
+        """Whether questions were written from this document (a document ingested since has none)."""
+        self.refresh()
+        return doc_id in self._documents
 
     def best_unanswerable(self, vector: np.ndarray) -> tuple[str, float] | None:
         """The nearest written question the documents do not answer, and its cosine."""

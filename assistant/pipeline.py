@@ -259,7 +259,7 @@ class Assistant:
     def decide(self, question: str, hits: list[Hit], role: str = "customer", model=None):
         """The answerability model's (or `model`'s: one being calibrated) decision over the passages' best
         pre-ranked sentences."""
-        from assistant.answerability import internal_gap, known_shortcut, penalize_other_products, prerank
+        from assistant.answerability import internal_gap, penalize_other_products, prerank
         from assistant.vocabulary import expand
 
         bm25 = self.store.bm25()
@@ -280,23 +280,20 @@ class Assistant:
         model = model or self.answerability
         decision = model.decide(expand(question), hits, evidence, bm25, gap, scored, role, known)
         decision.known = match
+        best = next((e for e in decision.evidence if e.logit is not None), None)
+        decision.features["known_document"] = float(best is not None and self.known.covers(hits[best.n - 1].chunk.doc_id))
         penalize_other_products(question, hits, decision.evidence, self.settings.product_mismatch_penalty)
         # A question that comes as close to a known question as customers' paraphrases of it do is answered though
         # the probability falls short ("whats the excess on a cracked windshield" for the windscreen deductible): the
         # cross-encoder misses such paraphrases, the known questions were written in customers' words. A new
-        # document without known questions is decided by the probability alone, as before.
-        if (not decision.answerable and match and known_shortcut(decision.features)
-                and similarity >= model.known_threshold_for(role)):
-            decision.answerable, decision.by_known = True, True
-        # A sentence of an internal document answers better than any the customer may see, or a known question of
-        # one comes closer: a staff procedure. The customer is refused (nothing internal is shown). The margins are
-        # the model's own, chosen on dev. The known-question rule also fires on off-topic questions (every known
-        # question is far): a question the probability refuses already keeps that reason.
-        margin = self.settings.answerability_internal_margin
-        margin = model.internal_margin if margin is None else margin
-        if (decision.features["internal_logit_gap"] > margin
-                or decision.answerable and decision.features["known_internal_gap"] > model.known_internal_margin):
-            decision.answerable, decision.why = False, "only an internal document answers it"
+        # document without known questions is decided by the probability alone. A customer asking what only an
+        # internal document answers is refused, nothing internal shown (the margins are the model's, chosen on dev).
+        ruling = model.rule(decision.features, role, internal_margin=self.settings.answerability_internal_margin)
+        decision.answerable, decision.by_known = ruling.answered, ruling.by_known
+        if ruling.staff_only:
+            decision.why = "only an internal document answers it"
+        elif ruling.vetoed:
+            decision.why = "it is closer to a question the documents do not answer than to any they do"
         return decision
 
     @staticmethod

