@@ -365,8 +365,9 @@ class AnswerabilityModel:
         an internal sentence outscores the public ones by more than the margin (the setting's, else the model's),
         or when an answered question comes closer to a known question of an internal document than to any the
         passages answer. The probability's answer is vetoed by a written not-answerable question (vetoed)."""
-        vetoed = self.probability(feats) >= self.threshold_for(role) and self.vetoed(feats, role)
-        by_probability = self.probability(feats) >= self.threshold_for(role) and not vetoed
+        likely = self.probability(feats) >= self.threshold_for(role)
+        vetoed = likely and self.vetoed(feats, role)
+        by_probability = likely and not vetoed
         known_threshold = self.known_threshold_for(role) if known_threshold is None else known_threshold
         by_known = not by_probability and known_shortcut(feats) and feats["known_similarity"] >= known_threshold
         answered = by_probability or by_known
