@@ -187,6 +187,7 @@ _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 # a period a sentence states ("within 5 business days"); training/answerability.py templates questions from it too
 DURATION = re.compile(r"\b\d+\s*((business|working|calendar)\s+)?(day|days|hour|hours|week|weeks|month|months|year|years)\b",
                       re.IGNORECASE)
+_OFFICE = r"\b(chief executive|ceo|chair(man|woman|person)?|president|founder|managing director|board of directors)\b"
 # What kind of fact a question asks for, and how a sentence that states one looks.
 ANSWER_TYPES = (
     (re.compile(r"\b(how much|cost|costs|price|premium for|pay out|payout|limit|maximum|minimum|fee)\b", re.IGNORECASE),
@@ -195,6 +196,10 @@ ANSWER_TYPES = (
      re.compile(DURATION.pattern + r"|\bimmediately\b|\bas soon as\b", re.IGNORECASE)),
     (re.compile(r"\b(phone number|number (to|do i|should i) call|what number|hotline|e-?mail address)\b", re.IGNORECASE),
      re.compile(r"\b0800\b|\+\d{2}|@|\b\d{3,4} \d{3,4}\b")),
+    # who holds an office of the company ("who is your chief executive?"): only a passage that names the office can
+    # say, and the contact page, close in words, names none
+    (re.compile(rf"\bwho('?s|\s+(is|are|was|runs|heads|leads))\b[^?]{{0,40}}{_OFFICE}", re.IGNORECASE),
+     re.compile(_OFFICE, re.IGNORECASE)),
 )
 
 

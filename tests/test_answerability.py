@@ -113,6 +113,21 @@ def test_a_staff_procedure_asked_by_a_customer_is_refused_by_the_internal_passag
     assert feats(procedure, "staff")["internal_logit_gap"] == 0.0 == feats(procedure, "staff")["internal_gap"]
 
 
+def test_a_question_for_a_kind_of_fact_no_passage_states_reads_as_a_type_mismatch(kb_assistant):
+    """The decision is told when the question asks for a kind of fact — a phone number, a company officer — that
+    none of the best sentences states: "who is your chief executive?" finds the contact page (close in words, no
+    officer named), and the real passages are read through the pipeline."""
+    a = kb_assistant
+
+    def mismatch(q: str) -> float:
+        return a.decide(q, a.retriever.retrieve(q, role="customer", threshold=-1.0)).features["type_mismatch"]
+
+    assert mismatch("Who is the chief executive of Brightwater Mutual?") == 1.0
+    assert mismatch("whos ur ceo") == 1.0
+    assert mismatch("who is allowed to drive my car") == 0.0  # "who" asking no officer
+    assert mismatch("what number do i call to report a claim") == 0.0  # the claims line is stated
+
+
 def test_the_internal_margin_is_the_models_own_unless_the_setting_overrides_it(kb_assistant):
     """The margin comes from the version's calibration (chosen on dev for its logits); a set
     answerability_internal_margin overrides it."""
