@@ -10,17 +10,21 @@ names must be stated in what is quoted or its passages (the model weighs that as
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
 import numpy as np
 
+from assistant.answerability import candidates as passage_sentences
 from assistant.answerability import choice_score, split_sentences, term_support
 from assistant.generators.base import GenerationRequest, Usage
 from assistant.store import analyze
 from assistant.vocabulary import expand
 
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+# a heading split out as a sentence: it names a list ("Section 3 - What is not covered") and states nothing itself
+HEADING = re.compile(r"^(section|part|chapter)\s+\d+\b[^.!?]{0,80}$|^\d+(\.\d+)*\s+[A-Z][^.!?:]{0,60}$", re.IGNORECASE)
 REFUSAL_PREFIX = "I'm sorry, I can't find the answer to that in our documents."
 
 
@@ -118,7 +122,25 @@ class ExtractiveGenerator:
         rank = {}  # passage -> place of its best chosen sentence
         for i, e in enumerate(chosen):
             rank.setdefault(e.n, i)
-        return [(e.n, e.sentence) for e in sorted(chosen, key=lambda e: (rank[e.n], e.order))]
+        return self.headed(request, [(e.n, e.sentence) for e in sorted(chosen, key=lambda e: (rank[e.n], e.order))])
+
+    def headed(self, request: GenerationRequest, picked: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        """A heading quoted alone says nothing ("what isn't covered by home insurance?" -> "Section 3 - What is not
+        covered."): what it heads follows it, in its passage's order, in the room the other quoted sentences leave
+        under `extractive_max_sentences` (at least one), never in their place."""
+        room = max(1, self.settings.extractive_max_sentences - sum(not HEADING.match(t) for _, t in picked))
+        out: list[tuple[int, str]] = []
+        for n, sentence in picked:
+            if (n, sentence) in out:
+                continue
+            out.append((n, sentence))
+            if HEADING.match(sentence):
+                body = [e.sentence for e in passage_sentences([request.hits[n - 1]])]
+                following = body[body.index(sentence) + 1:] if sentence in body else []
+                for item in itertools.takewhile(lambda t: not HEADING.match(t), following[:room]):
+                    if (n, item) not in out and (n, item) not in picked:
+                        out.append((n, item))
+        return out
 
     def stream(self, request: GenerationRequest, usage: Usage | None = None) -> Iterator[str]:
         if request.decision is not None:  # the pipeline's answerability model already decided it is answerable
