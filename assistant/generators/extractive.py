@@ -24,7 +24,7 @@ from assistant.vocabulary import expand
 
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 # a heading split out as a sentence: it names a list ("Section 3 - What is not covered") and states nothing itself
-HEADING = re.compile(r"^(section|part|chapter)\s+\d+\b[^.!?]{0,80}$|^\d+(\.\d+)*\s+[A-Z][^.!?:]{0,60}$", re.IGNORECASE)
+HEADING = re.compile(r"^(?i:section|part|chapter)\s+\d+\b[^.!?]{0,80}$|^\d+(\.\d+)*\s+[A-Z][^.!?:]{0,60}$")
 REFUSAL_PREFIX = "I'm sorry, I can't find the answer to that in our documents."
 
 
