@@ -14,9 +14,8 @@ import itertools
 import re
 from collections.abc import Iterator
 
-import numpy as np
-
-from assistant.answerability import candidates as passage_sentences, choice_score, split_sentences, term_support
+from assistant.answerability import candidates as passage_sentences
+from assistant.answerability import choice_score, split_sentences, term_support
 from assistant.generators.base import GenerationRequest, Usage
 from assistant.store import analyze
 from assistant.vocabulary import expand
