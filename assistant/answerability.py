@@ -49,9 +49,15 @@ def unwrap(text: str) -> str:
     return "\n".join(out)
 
 
+def text_sentences(text: str) -> list[str]:
+    """Every sentence, list item and table row of `text`, its wrapped lines joined."""
+    return [s for s in _SENTENCE.split(unwrap(text)) if s.strip()]
+
+
 def split_sentences(text: str) -> list[str]:
+    """The sentences that can state an answer (not headings, labels or fragments)."""
     out = []
-    for s in _SENTENCE.split(unwrap(text)):
+    for s in text_sentences(text):
         s = _LABEL.sub("", s.replace("**", "").strip(" -•*|\t"))
         if len(s) >= 25 and len(s.split()) >= 4 and not s.startswith("#"):
             out.append(s)

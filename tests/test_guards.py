@@ -171,3 +171,26 @@ def test_a_short_sentence_cannot_carry_a_figure_its_passages_lack(kb_assistant):
     assert not check.refused
     assert any(real.strip().rstrip(".")[:30] in s for s in shown) and not any("2031" in s for s in shown), shown
     assert any(v.rail == "grounding" and "2031" in v.detail for v in check.verdicts), check.verdicts
+
+
+def test_figures_stated_together_must_be_together_in_a_cited_sentence(kb_assistant):
+    """Each of 75,000 and 2,500 is in the home passage, but not in one sentence: 'higher limits up to EUR 2,500' puts
+    the single-item limit where the highest contents limit goes (a private model wrote it). A figure with no word
+    beside it ('75,000. [1]', a quoted section number) says nothing and is cut too."""
+    hits = kb_assistant.retriever.retrieve("What is the highest contents limit I can choose on home insurance?",
+                                           role="customer", k=5)
+    n = next(i for i, h in enumerate(hits, start=1) if "EUR 200,000" in h.chunk.text and "EUR 2,500" in h.chunk.text)
+    right = f"Contents are covered up to EUR 75,000 as standard; higher limits can be chosen up to EUR 200,000. [{n}]"
+    wrong = right.replace("200,000", "2,500")
+
+    def shown(answer):
+        check = kb_assistant.guards.output.start(hits, "customer")
+        return check.feed(answer + " ") + check.finish(), check
+
+    ok, _ = shown(right)
+    assert ok and "200,000" in ok[0]
+    cut, check = shown(wrong)
+    assert cut == [] and check.refused
+    assert any(v.rail == "grounding" and "together" in v.detail for v in check.verdicts), check.verdicts
+    bare, check = shown(f"75,000. [{n}]")
+    assert bare == [] and any("without a word" in v.detail for v in check.verdicts), check.verdicts

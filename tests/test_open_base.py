@@ -158,6 +158,12 @@ def test_grounded_decoding_allows_only_existing_citations(smol_base):
     tok = AutoTokenizer.from_pretrained(smol_base.path)
     p = GroundedFigures(tok, ["The excess is EUR 300.", "Call 0800 123 456."], prompt_length=0)
     assert p._masks("see [") == ({"1", "2"}, True)
+    # a citation names a passage that holds the sentence's figures: the output rail checks them against it
+    assert p._masks("Call 0800 123 456. [") == ({"2"}, True)
+    assert p._masks("The excess is EUR 300 [") == ({"1"}, True)
+    assert p._masks("The excess is EUR 300 [1] and you call 0800 123 456 [")[0] == {"2"}
+    assert p._masks("Call 0800 123 456. [1")[1] is False  # [1] holds none of them: no closing it there
+    assert p._masks("It takes 5 days. [")[0] == {"1", "2"}  # none holds them: the output rail decides
     assert p._masks("EUR 3")[0] == {"0"} and p._masks("EUR 3")[1] is False  # "3" is not a figure: go on
     assert p._masks("EUR 300") == (set(), True)
     assert p._masks("EUR 300.")[1] is True  # the end of a sentence

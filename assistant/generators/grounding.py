@@ -5,7 +5,9 @@ A transformers LogitsProcessor. Every figure is a run of digits (with `,`, `.` o
 "13:00"); the runs of the passages are the allowed set. At each step the run being written is a prefix: a digit or a
 separator is allowed only if it extends the prefix towards an allowed run, anything else only once the run is
 complete. So "20" cannot be cut out of a passage's "20:00" or "2,000", nor "13, 00" pieced together. After `[`, only the numbers of the
-passages shown ([1]..[k]) may follow. Tokenizers that split numbers into single digits (SmolLM2, Llama 3, the
+passages shown ([1]..[k]) may follow, and of those only the passages that hold every figure of the sentence being cited
+(when one does): the output rail checks a sentence's figures against the passages it cites, and a figure copied from
+[2] under a reflexive [1] made it refuse a right answer. Tokenizers that split numbers into single digits (SmolLM2, Llama 3, the
 project's own) make this exact; a token that mixes digits with other characters is never allowed.
 """
 
@@ -21,6 +23,7 @@ _SEPARATORS = ".,:"
 _PUNCTUATION = {"", ".", ",", ";", ":", "[", "]", "(", ")", "-"}
 _ENDS = {".", "]", "?", "!"}
 _CITE = re.compile(r"\[\s*(\d*)$")
+_CITED_SENTENCE = re.compile(r"(?:[.!?]\s+|\])([^\]]*)$")  # what follows the last sentence end or citation
 
 
 def allowed_figures(texts: list[str], variants: bool = True) -> set[str]:
@@ -70,23 +73,32 @@ class _Vocab:
 class GroundedFigures:
     """LogitsProcessor: figures only from `passages`, citations only [1]..[n_passages]."""
 
-    def __init__(self, tokenizer, passages: list[str], prompt_length: int, tail_tokens: int = 16,
-                 extra: list[str] = ()):
+    def __init__(self, tokenizer, passages: list[str], prompt_length: int, extra: list[str] = ()):
+        from assistant.guards.output import figures  # the output rail's reading of a figure, so both agree
+
         self.tok, self.vocab = tokenizer, _Vocab.of(tokenizer)
         self.allowed = allowed_figures([*passages, *extra], variants=False)  # extra: other text it may repeat
         self.prefixes = {a[:i] for a in self.allowed for i in range(len(a) + 1)}
-        self.citations = {str(i) for i in range(1, len(passages) + 1)}
-        self.prompt_length, self.tail_tokens = prompt_length, tail_tokens
+        self.figures = figures
+        self.holds = {str(i): figures(p) for i, p in enumerate(passages, start=1)}
+        self.prompt_length = prompt_length
         self.blocked = 0  # steps where the model's first choice was a figure it may not write
 
-    def _masks(self, tail: str) -> tuple[set[str], bool]:
-        """(digits and separators allowed next, whether anything else is allowed)."""
-        cite = _CITE.search(tail)
+    def _citable(self, before: str) -> set[str]:
+        """The passages that hold every figure of the sentence `before` ends with; all of them when none does."""
+        text = before.rstrip().rstrip(".!?")
+        m = _CITED_SENTENCE.search(text)
+        needed = self.figures(m.group(1) if m else text)
+        return {n for n, held in self.holds.items() if needed <= held} or set(self.holds)
+
+    def _masks(self, text: str) -> tuple[set[str], bool]:
+        """(digits and separators allowed next, whether anything else is allowed) after the answer so far."""
+        cite = _CITE.search(text)
         if cite:
-            done = cite.group(1)
-            return ({d for d in "0123456789" if any(c.startswith(done + d) for c in self.citations)},
-                    not done or done in self.citations)
-        m = _TAIL.search(tail)
+            done, citable = cite.group(1), self._citable(text[:cite.start()])
+            return ({d for d in "0123456789" if any(c.startswith(done + d) for c in citable)},
+                    not done or done in citable)
+        m = _TAIL.search(text)
         prefix = m.group(1) if m else ""
         nxt = {c for c in "0123456789" + _SEPARATORS if prefix + c in self.prefixes}
         if not prefix:
@@ -98,8 +110,7 @@ class GroundedFigures:
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for row in range(input_ids.shape[0]):
-            tail = self.tok.decode(input_ids[row, max(self.prompt_length, input_ids.shape[1] - self.tail_tokens):])
-            digits, free = self._masks(tail)
+            digits, free = self._masks(self.tok.decode(input_ids[row, self.prompt_length:]))
             banned = torch.zeros(scores.shape[1], dtype=torch.bool)
             banned[self.vocab.mixed[self.vocab.mixed < scores.shape[1]]] = True
             if not free:  # inside a figure that must go on: only its continuations

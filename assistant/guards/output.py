@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from assistant.answerability import text_sentences
 from assistant.guards.base import Verdict, compiled, first_match, rail_config
 from assistant.guards.pii import redact
 from assistant.schema import Hit
@@ -27,9 +28,11 @@ _END = re.compile(r"(?<=[.!?])[\"')]?(?:\s*\[\d{1,3}\])*(?=\s+[^\s\[])|\n+")
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+>")
 _WORD = re.compile(r"[a-z0-9']+")
+_LETTERS = re.compile(r"[^\W\d_]{2}")
 
 
-def _numbers(text: str) -> set[str]:
+def figures(text: str) -> set[str]:
+    """The figures of `text` as the grounding check compares them: thousands separators and a final full stop off."""
     return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(_PLACEHOLDER.sub(" ", text))}
 
 
@@ -175,9 +178,16 @@ class OutputGuard:
         g = self.cfg["grounding"]
         # numbers first: a short sentence ("2.2 Theft.", "(2026) 1.") carries no claim in words but may in figures
         if g["numbers_must_match"]:
-            missing = _numbers(plain) - _numbers(source_text)
+            said = figures(plain)
+            missing = said - figures(source_text)
             if missing:
                 return False, f"numbers {sorted(missing)} not in the cited passages"
+            if said and not _LETTERS.search(plain):
+                return False, "a figure without a word says nothing"  # "4.2. [2]": a section number quoted alone
+            if g["figures_together"] and len(said) > 1 and not any(
+                    said <= figures(s) for s in text_sentences(source_text)):
+                # "EUR 75,000 as standard, up to EUR 2,500": each figure is in the passage, the relation is not
+                return False, f"numbers {sorted(said)} not stated together in one sentence of the cited passages"
         words = set(analyze([_PLACEHOLDER.sub(" ", plain)])[0])
         if len(words) < g["min_content_words"]:
             return True, "no claim"
