@@ -20,12 +20,11 @@ from assistant.guards.guardrails import Guardrails
 from assistant.guards.hygiene import check_input
 from assistant.guards.pii import Redaction
 from assistant.memory import condense_with_llm, heuristic_standalone
-from assistant.prompt import build_messages
+from assistant.prompt import REFUSAL, build_messages
 from assistant.retrieve import HybridRetriever
 from assistant.schema import Answer, Citation, Hit
 from assistant.session import Session
 
-REFUSAL = "I'm sorry, I can't find the answer to that in our documents, so I can't answer it reliably. Please contact us: {contact}."
 # Refusals decided before any backend ran (the rail's name is the reason's prefix).
 BEFORE_BACKEND = ("invalid_input", "injection", "abuse", "topic", "no_context", "not_answerable")
 

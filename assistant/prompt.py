@@ -7,6 +7,9 @@ from dataclasses import replace
 
 from assistant.schema import Hit
 
+# What every backend says when the documents do not answer (the private model is trained to say it word for word).
+REFUSAL = "I'm sorry, I can't find the answer to that in our documents, so I can't answer it reliably. Please contact us: {contact}."
+
 RULES = """You are the customer-service assistant of {company}.
 Rules:
 1. Answer ONLY from the numbered context passages below. Do not use any other knowledge.

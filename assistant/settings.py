@@ -148,7 +148,13 @@ class Settings(BaseSettings):
     )
     private_grounded_decoding: bool = Field(
         True, description="The in-process private model may only write figures (amounts, %, durations, dates, phone and "
-                          "policy numbers) that occur in the retrieved passages, and only cite passages that exist.")
+                          "policy numbers) that occur in the retrieved passages, and only cite passages that exist and hold the cited sentence's figures.")
+    private_question_tokens: int = Field(
+        40, description="The in-process private model reads only the question's last this many tokens (0 = all of it): "
+                       "a customer's story states its question last, and the details before it crowd a small model.")
+    private_defer_refusal: bool = Field(
+        True, description="When the answerability decision passes a question, the in-process private model may not "
+                           "open its answer with a refusal: the decision refuses, not the model.")
     private_copy_spans: int = Field(
         0, description="The stricter grounded decoding: answers are spans copied from the passages joined by at most "
                        "this many tokens of the model's own per sentence (0 = off; bench/private_decoding.py).")

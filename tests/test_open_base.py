@@ -177,6 +177,49 @@ def test_grounded_decoding_allows_only_existing_citations(smol_base):
     assert q._masks("at 1") == ({"8"}, False)  # "13" is in no passage, "1" alone neither
 
 
+def test_a_question_the_decision_passed_is_not_refused_by_the_model(smol_base):
+    """The calibrated decision refuses; the private model may not open with the refusal it was trained to write."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    from assistant.generators.grounding import NoRefusalOpening
+    from assistant.prompt import REFUSAL
+
+    tok = AutoTokenizer.from_pretrained(smol_base.path)
+    model = AutoModelForCausalLM.from_pretrained(smol_base.path).eval()
+    refusal = REFUSAL.format(contact="our customer service")
+    messages = [{"role": "user", "content": f"Repeat exactly, and nothing else: {refusal}"}]
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+
+    def generate(processors=None):
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8,
+                                 do_sample=False, logits_processor=processors, pad_token_id=tok.pad_token_id)
+        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+    assert generate().startswith("I'm sorry")  # what it writes left alone
+    assert not generate(LogitsProcessorList([NoRefusalOpening(tok, REFUSAL, ids.shape[1])])).startswith("I")
+
+
+def test_the_private_model_reads_a_story_s_question_not_the_story(smol_base, kb_store_dir, embedder):
+    """A customer's story states its question last: the model's prompt keeps the last `private_question_tokens`."""
+    from assistant.generators.base import GenerationRequest, Usage
+    from assistant.generators.private import PrivateGenerator
+    from assistant.pipeline import Assistant
+
+    story = ("My daughter Mia swerved into a ditch avoiding a deer last night, luckily nobody was hurt, and the car "
+             "goes to a garage next week. I commute 40 km every day. How long can I keep a courtesy car?")
+    prompts = {}
+    for n in (0, 12):
+        s = make_settings(kb_store_dir, private_model_path=smol_base.path, max_answer_tokens=1, private_question_tokens=n)
+        hits = Assistant(s, embedder=embedder).retriever.retrieve(story, role="customer")
+        usage = Usage()
+        list(PrivateGenerator(s).stream(GenerationRequest(story, hits, [], []), usage))
+        prompts[n] = usage.prompt_tokens
+    whole = len(PrivateGenerator(s)._load()[0](story)["input_ids"])
+    assert whole - 14 <= prompts[0] - prompts[12] <= whole - 10, (prompts, whole)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -168,3 +168,18 @@ class CopySpans:
                 keep[nxt[nxt < scores.shape[1]]] = True
             scores[row, ~keep.to(scores.device)] = float("-inf")
         return scores
+
+
+class NoRefusalOpening:
+    """LogitsProcessor: the answer may not open with the refusal's first token. Used when the calibrated
+    answerability decision has passed the question: the decision refuses, measured and calibrated on dev; a small
+    model's own refusal of a question it passed is a second, uncalibrated veto."""
+
+    def __init__(self, tokenizer, refusal: str, prompt_length: int):
+        self.first = tokenizer(refusal, add_special_tokens=False)["input_ids"][0]
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if input_ids.shape[1] == self.prompt_length:
+            scores[:, self.first] = float("-inf")
+        return scores

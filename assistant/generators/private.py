@@ -15,7 +15,7 @@ from pathlib import Path
 
 from assistant.generators.base import GenerationRequest, GeneratorUnavailable, Usage
 from assistant.precision import bf16_enabled
-from assistant.prompt import COMPACT_RULES, build_messages, trim_hit
+from assistant.prompt import COMPACT_RULES, REFUSAL, build_messages, trim_hit
 
 # Written by training beside the weights: how many chunks the model was trained to read, its answer budget.
 PROMPT_FILE = "assistant_prompt.json"
@@ -112,7 +112,12 @@ class PrivateGenerator:
             from assistant.answerability import best_sentences
 
             focus = best_sentences(request.decision, self.settings.extractive_choice_logit_weight)
-        messages, shown = fit_messages(tok, request.question, request.hits, self.settings.contact_fallback,
+        question = request.question
+        if self.settings.private_question_tokens:
+            from assistant.answerability import question_tail
+
+            question = question_tail(tok, question, self.settings.private_question_tokens)
+        messages, shown = fit_messages(tok, question, request.hits, self.settings.contact_fallback,
                                        request.history, budget, prompt["context_chunks"], focus)
         ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         input_ids = ids["input_ids"][:, -(max_ctx - max_new):]
@@ -129,6 +134,10 @@ class PrivateGenerator:
 
             # the passages' figures, and the contact channel's (the prompt gives it for refusals)
             processors.append(GroundedFigures(tok, passages, start, extra=extra))
+        if self.settings.private_defer_refusal and request.decision is not None and request.decision.answerable:
+            from assistant.generators.grounding import NoRefusalOpening
+
+            processors.append(NoRefusalOpening(tok, REFUSAL, start))
         if self.settings.private_copy_spans:
             from assistant.generators.grounding import CopySpans
 
