@@ -4,8 +4,9 @@ Training questions the teacher answered with a citation (never an evaluation que
 examples) are asked of the SFT model exactly as the private backend serves it — the prompt fitted as in training,
 grounded decoding, greedy — and its answer goes through the output rail (grounding, citations, promises). An answer
 the rail refuses or cuts, and a decline where the teacher answered, is a failure: the pair is (the teacher's cited
-answer, what the model said). These are the errors synthetic corruptions miss — citing [1] for [2]'s figure, a
-sentence no passage supports, declining a question it could answer.
+answer, what the model said). These are the errors synthetic corruptions miss — a sentence no passage
+supports, figures no passage states together, a decline where serving lets the model decline (not once the decision
+passed the question: `private_defer_refusal`).
 """
 
 from __future__ import annotations
