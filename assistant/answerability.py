@@ -437,6 +437,12 @@ def best_sentences(decision: Decision, logit_weight: float) -> dict[int, str]:
     return {n: e.sentence for n, e in _best_evidence(decision, logit_weight).items()}
 
 
+def best_sentence(decision: Decision, logit_weight: float) -> str | None:
+    """The scored sentence of the highest choice_score: the one the extractive backend quotes first."""
+    best = _best_evidence(decision, logit_weight).values()
+    return max(best, key=lambda e: choice_score(e, logit_weight)).sentence if best else None
+
+
 def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 

@@ -201,6 +201,36 @@ def test_a_question_the_decision_passed_is_not_refused_by_the_model(smol_base):
     assert not generate(LogitsProcessorList([NoRefusalOpening(tok, REFUSAL, ids.shape[1])])).startswith("I")
 
 
+def test_the_answer_opens_with_the_sentence_the_decision_chose_while_the_model_follows_it(smol_base):
+    """A bonus token by token while the answer is a prefix of the chosen sentence, none once it has left it."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    from assistant.generators.grounding import FocusOpening
+
+    tok = AutoTokenizer.from_pretrained(smol_base.path)
+    model = AutoModelForCausalLM.from_pretrained(smol_base.path).eval()
+    chosen = "The standard deductible for a Comprehensive own-damage claim is EUR 300."
+    passage = f"Windscreen claims carry a deductible of EUR 75. {chosen} Young drivers pay EUR 500 more."
+    messages = [{"role": "user", "content": f"{passage}\n\nWhat is the excess on my car insurance?"}]
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+
+    def generate(processors=None):
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24,
+                                 do_sample=False, logits_processor=processors, pad_token_id=tok.pad_token_id)
+        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+    assert not generate().startswith(chosen)
+    focus = FocusOpening(tok, chosen, ids.shape[1], bonus=10.0)
+    assert generate(LogitsProcessorList([focus])).startswith(chosen)
+    target = focus.target
+    scores = torch.zeros(1, len(tok))
+    after = lambda done: focus(torch.tensor([ids[0].tolist() + done]), scores.clone())  # noqa: E731
+    assert after(target[:2])[0, target[2]] == 10.0  # still on the sentence: its next token gets the bonus
+    assert after([target[0], tok.eos_token_id]).abs().sum() == 0  # it left the sentence: no bonus
+
+
 def test_the_private_model_reads_a_story_s_question_not_the_story(smol_base, kb_store_dir, embedder):
     """A customer's story states its question last: the model's prompt keeps the last `private_question_tokens`."""
     from assistant.generators.base import GenerationRequest, Usage

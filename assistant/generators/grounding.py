@@ -183,3 +183,21 @@ class NoRefusalOpening:
         if input_ids.shape[1] == self.prompt_length:
             scores[:, self.first] = float("-inf")
         return scores
+
+
+class FocusOpening:
+    """LogitsProcessor: a bonus for opening the answer with the sentence the answerability decision found answers
+    (`sentence`), token by token while the answer so far is its prefix. The cross-encoder chose which sentence
+    answers; a small model, left alone, often opens with its neighbour ("the glass deductible" for "the excess").
+    A bonus, not a constraint: once the model writes something else it is on its own."""
+
+    def __init__(self, tokenizer, sentence: str, prompt_length: int, bonus: float):
+        self.target = tokenizer(sentence, add_special_tokens=False)["input_ids"]
+        self.prompt_length, self.bonus = prompt_length, bonus
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(input_ids.shape[0]):
+            done = input_ids[row, self.prompt_length:].tolist()
+            if len(done) < len(self.target) and done == self.target[:len(done)]:
+                scores[row, self.target[len(done)]] += self.bonus
+        return scores

@@ -134,10 +134,18 @@ class PrivateGenerator:
 
             # the passages' figures, and the contact channel's (the prompt gives it for refusals)
             processors.append(GroundedFigures(tok, passages, start, extra=extra))
-        if self.settings.private_defer_refusal and request.decision is not None and request.decision.answerable:
+        answers = request.decision is not None and request.decision.answerable  # the decision passed the question
+        if self.settings.private_defer_refusal and answers:
             from assistant.generators.grounding import NoRefusalOpening
 
             processors.append(NoRefusalOpening(tok, REFUSAL, start))
+        if answers and self.settings.private_focus_bonus:
+            from assistant.answerability import best_sentence
+            from assistant.generators.grounding import FocusOpening
+
+            opening = best_sentence(request.decision, self.settings.extractive_choice_logit_weight)
+            if opening:
+                processors.append(FocusOpening(tok, opening, start, self.settings.private_focus_bonus))
         if self.settings.private_copy_spans:
             from assistant.generators.grounding import CopySpans
 
