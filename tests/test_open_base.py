@@ -99,25 +99,33 @@ def test_fine_tuned_version_loads_in_peft_and_answers_through_the_pipeline(smol_
     assert ans.usage["prompt_tokens"] <= prompt_file["prompt_tokens"]  # fitted as in training
 
 
-def test_grounded_decoding_only_writes_the_passages_figures(smol_base):
-    """Left alone, the base counts past the passages' figures; with the processor it cannot write one they lack."""
+def _greedy(smol_base, content: str, max_new_tokens: int):
+    """(tokenizer, prompt ids, generate(processors=None) -> the base's greedy answer) for one user message."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
-
-    from assistant.generators.grounding import GroundedFigures, allowed_figures
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(smol_base.path)
     model = AutoModelForCausalLM.from_pretrained(smol_base.path).eval()
-    passages = ["The deductible is EUR 300 per claim and the limit is EUR 2,000.", "Report a theft within 24 hours."]
-    messages = [{"role": "user", "content": "Count from 1 to 30, separated by commas."}]
+    messages = [{"role": "user", "content": content}]
     ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
 
     def generate(processors=None):
         with torch.no_grad():
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=40,
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                                  do_sample=False, logits_processor=processors, pad_token_id=tok.pad_token_id)
         return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
+    return tok, ids, generate
+
+
+def test_grounded_decoding_only_writes_the_passages_figures(smol_base):
+    """Left alone, the base counts past the passages' figures; with the processor it cannot write one they lack."""
+    from transformers import LogitsProcessorList
+
+    from assistant.generators.grounding import GroundedFigures, allowed_figures
+
+    passages = ["The deductible is EUR 300 per claim and the limit is EUR 2,000.", "Report a theft within 24 hours."]
+    tok, ids, generate = _greedy(smol_base, "Count from 1 to 30, separated by commas.", 40)
     allowed = allowed_figures(passages)
     free = generate()
     assert set(re.findall(r"\d+", free)) - allowed  # the base writes figures the passages do not have
@@ -179,23 +187,13 @@ def test_grounded_decoding_allows_only_existing_citations(smol_base):
 
 def test_a_question_the_decision_passed_is_not_refused_by_the_model(smol_base):
     """The calibrated decision refuses; the private model may not open with the refusal it was trained to write."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+    from transformers import LogitsProcessorList
 
     from assistant.generators.grounding import NoRefusalOpening
     from assistant.prompt import REFUSAL
 
-    tok = AutoTokenizer.from_pretrained(smol_base.path)
-    model = AutoModelForCausalLM.from_pretrained(smol_base.path).eval()
     refusal = REFUSAL.format(contact="our customer service")
-    messages = [{"role": "user", "content": f"Repeat exactly, and nothing else: {refusal}"}]
-    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
-
-    def generate(processors=None):
-        with torch.no_grad():
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8,
-                                 do_sample=False, logits_processor=processors, pad_token_id=tok.pad_token_id)
-        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    tok, ids, generate = _greedy(smol_base, f"Repeat exactly, and nothing else: {refusal}", 8)
 
     assert generate().startswith("I'm sorry")  # what it writes left alone
     assert not generate(LogitsProcessorList([NoRefusalOpening(tok, REFUSAL, ids.shape[1])])).startswith("I")
@@ -204,22 +202,13 @@ def test_a_question_the_decision_passed_is_not_refused_by_the_model(smol_base):
 def test_the_answer_opens_with_the_sentence_the_decision_chose_while_the_model_follows_it(smol_base):
     """A bonus token by token while the answer is a prefix of the chosen sentence, none once it has left it."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+    from transformers import LogitsProcessorList
 
     from assistant.generators.grounding import FocusOpening
 
-    tok = AutoTokenizer.from_pretrained(smol_base.path)
-    model = AutoModelForCausalLM.from_pretrained(smol_base.path).eval()
     chosen = "The standard deductible for a Comprehensive own-damage claim is EUR 300."
     passage = f"Windscreen claims carry a deductible of EUR 75. {chosen} Young drivers pay EUR 500 more."
-    messages = [{"role": "user", "content": f"{passage}\n\nWhat is the excess on my car insurance?"}]
-    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
-
-    def generate(processors=None):
-        with torch.no_grad():
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24,
-                                 do_sample=False, logits_processor=processors, pad_token_id=tok.pad_token_id)
-        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    tok, ids, generate = _greedy(smol_base, f"{passage}\n\nWhat is the excess on my car insurance?", 24)
 
     assert not generate().startswith(chosen)
     focus = FocusOpening(tok, chosen, ids.shape[1], bonus=10.0)
