@@ -148,7 +148,8 @@ class Settings(BaseSettings):
     )
     private_grounded_decoding: bool = Field(
         True, description="The in-process private model may only write figures (amounts, %, durations, dates, phone and "
-                          "policy numbers) that occur in the retrieved passages, and only cite passages that exist and hold the cited sentence's figures.")
+                          "policy numbers) that occur in the retrieved passages, and only cite passages that exist and "
+                          "hold the cited sentence's figures.")
     private_question_tokens: int = Field(
         40, description="The in-process private model reads only the question's last this many tokens (0 = all of it): "
                        "a customer's story states its question last, and the details before it crowd a small model.")

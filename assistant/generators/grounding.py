@@ -4,11 +4,15 @@ date, phone or policy number — that the retrieved passages do not contain, nor
 A transformers LogitsProcessor. Every figure is a run of digits (with `,`, `.` or `:` between digits: "2,000",
 "13:00"); the runs of the passages are the allowed set. At each step the run being written is a prefix: a digit or a
 separator is allowed only if it extends the prefix towards an allowed run, anything else only once the run is
-complete. So "20" cannot be cut out of a passage's "20:00" or "2,000", nor "13, 00" pieced together. After `[`, only the numbers of the
-passages shown ([1]..[k]) may follow, and of those only the passages that hold every figure of the sentence being cited
-(when one does): the output rail checks a sentence's figures against the passages it cites, and a figure copied from
-[2] under a reflexive [1] made it refuse a right answer. Tokenizers that split numbers into single digits (SmolLM2, Llama 3, the
-project's own) make this exact; a token that mixes digits with other characters is never allowed.
+complete. So "20" cannot be cut out of a passage's "20:00" or "2,000", nor "13, 00" pieced together. After `[`, only
+the numbers of the passages shown ([1]..[k]) may follow, and of those only the passages that hold every figure of the
+sentence being cited (when one does): the output rail checks a sentence's figures against the passages it cites, and
+a figure copied from [2] under a reflexive [1] made it refuse a right answer. Tokenizers that split numbers into
+single digits (SmolLM2, Llama 3, the project's own) make this exact; a token that mixes digits with other characters
+is never allowed.
+
+Beside it: CopySpans (the stricter form, off), and the two that act once the answerability decision has passed the
+question — NoRefusalOpening (the model does not overrule it) and FocusOpening (the answer opens where it pointed).
 """
 
 from __future__ import annotations
