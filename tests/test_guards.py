@@ -121,7 +121,9 @@ def test_feedback_export_and_forgetting_a_user(kb_copy, embedder, tmp_path, caps
             return True, ""
 
         def stream(self, request, usage=None):
-            yield f"{request.hits[-1].chunk.text.split('.')[0].strip()}. [{len(request.hits)}]"
+            from assistant.answerability import split_sentences
+
+            yield f"{split_sentences(request.hits[-1].chunk.text)[0]} [{len(request.hits)}]"
 
     a.register("second", SecondBest())
     q = "What is the deductible for escape of water claims?"
