@@ -412,6 +412,16 @@ def choice_score(e: Evidence, logit_weight: float) -> float:
     return e.prior + logit_weight * (e.probability or 0.0) - e.penalty
 
 
+def chosen_sentences(decision: Decision, logit_weight: float, margin: float, k: int) -> list[Evidence]:
+    """What the extractive backend quotes, best first: the sentence of the highest choice_score and those within
+    `margin` of it, at most `k`."""
+    scored = sorted(decision.evidence, key=lambda e: -choice_score(e, logit_weight))
+    if not scored:
+        return []
+    top = choice_score(scored[0], logit_weight)
+    return [e for e in scored if choice_score(e, logit_weight) >= top - margin][:k]
+
+
 def _best_evidence(decision: Decision, logit_weight: float) -> dict[int, Evidence]:
     """Passage number -> its scored sentence of the highest choice_score."""
     best: dict[int, Evidence] = {}

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 
 from assistant.answerability import candidates as passage_sentences
-from assistant.answerability import choice_score, split_sentences, term_support
+from assistant.answerability import chosen_sentences, split_sentences, term_support
 from assistant.generators.base import GenerationRequest, Usage
 from assistant.store import analyze
 from assistant.vocabulary import expand
@@ -111,12 +111,8 @@ class ExtractiveGenerator:
         best sentence comes first ("how do i file a claim" opens with how to report it, not with a retrieved-first
         passage's "keep the damaged items"); within a passage, reading order ("It" still follows what it names)."""
         s = self.settings
-        score = {id(e): choice_score(e, s.extractive_choice_logit_weight) for e in request.decision.evidence}
-        scored = sorted(request.decision.evidence, key=lambda e: -score[id(e)])
-        if not scored:
-            return []
-        chosen = [e for e in scored if score[id(e)] >= score[id(scored[0])] - s.extractive_evidence_margin]
-        chosen = chosen[: s.extractive_max_sentences]
+        chosen = chosen_sentences(request.decision, s.extractive_choice_logit_weight, s.extractive_evidence_margin,
+                                  s.extractive_max_sentences)
         rank = {}  # passage -> place of its best chosen sentence
         for i, e in enumerate(chosen):
             rank.setdefault(e.n, i)

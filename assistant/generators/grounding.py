@@ -191,17 +191,92 @@ class NoRefusalOpening:
 
 class FocusOpening:
     """LogitsProcessor: a bonus for opening the answer with the sentence the answerability decision found answers
-    (`sentence`), token by token while the answer so far is its prefix. The cross-encoder chose which sentence
-    answers; a small model, left alone, often opens with its neighbour ("the glass deductible" for "the excess").
-    A bonus, not a constraint: once the model writes something else it is on its own."""
+    (`sentence`), token by token while the answer so far is its prefix — and, once it is written and cited, for
+    going on with each of `then` (the other sentences the extractive backend would quote) the same way. The
+    cross-encoder chose which sentences answer; a small model, left alone, often opens with their neighbour ("the
+    glass deductible" for "the excess"). A bonus, not a constraint: once the model writes something else it is on
+    its own."""
 
-    def __init__(self, tokenizer, sentence: str, prompt_length: int, bonus: float):
+    def __init__(self, tokenizer, sentence: str, prompt_length: int, bonus: float, then: list[str] = ()):
         self.target = tokenizer(sentence, add_special_tokens=False)["input_ids"]
+        self.targets = [self.target, *(tokenizer(" " + t, add_special_tokens=False)["input_ids"] for t in then)]
+        self.digits = {i for d, i in _Vocab.of(tokenizer).digit.items() if d.isdigit()}
+        self.close = tokenizer.convert_tokens_to_ids("]")
+        self.cite = tokenizer(" [", add_special_tokens=False)["input_ids"][-1]
         self.prompt_length, self.bonus = prompt_length, bonus
+
+    def _next(self, done: list[int]) -> int | None:
+        """The token the bonus goes to after `done`, or None (off the sentences, or inside a citation)."""
+        pos = 0
+        for target in self.targets:
+            seg = done[pos:pos + len(target)]
+            if seg != target[:len(seg)]:
+                return None
+            if len(seg) < len(target):
+                return target[len(seg)]
+            pos += len(target)
+            # the model's own citation of it: " [", digits, "]"
+            if pos == len(done):
+                return None
+            if done[pos] != self.cite:
+                return None
+            pos += 1
+            while pos < len(done) and done[pos] in self.digits:
+                pos += 1
+            if pos == len(done) or done[pos] != self.close:
+                return None
+            pos += 1
+        return None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for row in range(input_ids.shape[0]):
-            done = input_ids[row, self.prompt_length:].tolist()
-            if len(done) < len(self.target) and done == self.target[:len(done)]:
-                scores[row, self.target[len(done)]] += self.bonus
+            nxt = self._next(input_ids[row, self.prompt_length:].tolist())
+            if nxt is not None:
+                scores[row, nxt] += self.bonus
+        return scores
+
+
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+class CiteBeforeEnd:
+    """LogitsProcessor: an answer does not end — by its end token or by running out of new tokens — on a sentence
+    that cites nothing: it opens a citation there instead, which may hold only a passage number (GroundedFigures
+    picks the passages that hold the sentence's figures) and its "]". The output rail refuses an uncited sentence,
+    and a small model often stopped right after copying a table row ("Baggage | EUR 2,000 (EUR 400 per single item)")
+    or ran to the token limit inside one. Only a sentence of at least `min_words` words: "A:" cited would be an
+    answer that says nothing."""
+
+    def __init__(self, tokenizer, prompt_length: int, max_new_tokens: int, min_words: int = 3):
+        self.tok, self.prompt_length, self.max_new = tokenizer, prompt_length, max_new_tokens
+        self.open = tokenizer(" [", add_special_tokens=False)["input_ids"][-1]
+        vocab = _Vocab.of(tokenizer)
+        digits = [vocab.digit[d] for d in "0123456789" if d in vocab.digit]
+        self.number, self.close = torch.tensor(digits), torch.tensor([*digits, tokenizer.convert_tokens_to_ids("]")])
+        self.end = tokenizer.eos_token_id
+        self.min_words = min_words
+        self.forced = 0  # citations opened where the answer would have ended without one
+
+    def _uncited(self, text: str) -> bool:
+        tail = text.rsplit("]", 1)[-1]
+        return "[" not in tail and len(_WORD.findall(tail)) >= self.min_words
+
+    def _only(self, scores: torch.FloatTensor, row: int, ids: torch.Tensor) -> None:
+        keep = scores[row, ids].clone()
+        scores[row] = float("-inf")
+        scores[row, ids] = keep
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(input_ids.shape[0]):
+            text = self.tok.decode(input_ids[row, self.prompt_length:])
+            opened = _CITE.search(text)
+            if opened and self._uncited(text[:opened.start()]):  # a citation after an uncited sentence: a number
+                self._only(scores, row, self.close if opened.group(1) else self.number)
+                continue
+            done = input_ids.shape[1] - self.prompt_length
+            # the citation needs " [", a number and "]": start it while three tokens are left
+            ending = int(scores[row].argmax()) == self.end or done >= self.max_new - 3
+            if ending and self._uncited(text):
+                self.forced += 1
+                self._only(scores, row, torch.tensor([self.open]))
         return scores

@@ -140,12 +140,22 @@ class PrivateGenerator:
 
             processors.append(NoRefusalOpening(tok, REFUSAL, start))
         if answers and self.settings.private_focus_bonus:
-            from assistant.answerability import best_sentence
+            from assistant.answerability import best_sentence, chosen_sentences
             from assistant.generators.grounding import FocusOpening
 
-            opening = best_sentence(request.decision, self.settings.extractive_choice_logit_weight)
+            s = self.settings
+            opening = best_sentence(request.decision, s.extractive_choice_logit_weight)
             if opening:
-                processors.append(FocusOpening(tok, opening, start, self.settings.private_focus_bonus))
+                # then the other sentences the extractive backend would quote, of the passages the model is shown
+                chosen = chosen_sentences(request.decision, s.extractive_choice_logit_weight,
+                                          s.extractive_evidence_margin, s.extractive_max_sentences)
+                then = [e.sentence for e in chosen if e.sentence != opening and any(e.sentence in p for p in passages)]
+                processors.append(FocusOpening(tok, opening, start, s.private_focus_bonus,
+                                               then[:max(0, s.private_focus_sentences - 1)]))
+        if answers and self.settings.private_cite_before_end:
+            from assistant.generators.grounding import CiteBeforeEnd
+
+            processors.append(CiteBeforeEnd(tok, start, max_new))
         if self.settings.private_copy_spans:
             from assistant.generators.grounding import CopySpans
 
