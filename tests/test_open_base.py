@@ -58,6 +58,8 @@ def test_open_base_life_cycle_records_base_and_every_stage(smol_run, smol_base):
     from transformers import AutoModelForCausalLM
 
     from training.__main__ import main
+    from training.data import read_jsonl
+    from training.sft import split_examples
 
     reg, version = smol_run
     meta = reg.metadata(version)
@@ -74,6 +76,12 @@ def test_open_base_life_cycle_records_base_and_every_stage(smol_run, smol_base):
     assert al["pairs_by_kind"]["own_failure"] == al["own_failures"]["failures"]
     ppl = stages["eval"]["metrics"]["heldout"]
     assert set(ppl) == {"base", "pretrain", "sft", "aligned"} and all(v["perplexity"] > 1 for v in ppl.values())
+    # and on the answers of held-out conversations: SFT's validation split, which DPO leaves out too
+    held, _ = split_examples(read_jsonl(reg.path(version) / "sft" / "examples.jsonl"), reg.config(version).seed)
+    pairs = read_jsonl(reg.path(version) / "align" / "pairs.jsonl")
+    assert held and not {e["messages"][-1]["content"] for e in held} & {p["messages"][-1]["content"] for p in pairs}
+    assert all(v["answer_perplexity"] > 1 for v in ppl.values())
+    assert ppl["sft"]["answer_perplexity"] < ppl["pretrain"]["answer_perplexity"], ppl
     assert "base-rag" in stages["eval"]["metrics"]["rag"]  # the un-fine-tuned base with the same prompt beside it
     card = (reg.path(version) / "report.md").read_text()
     assert "pretrain" in card and "aligned" in card
@@ -218,8 +226,56 @@ def test_the_answer_opens_with_the_sentence_the_decision_chose_while_the_model_f
     after = lambda done: focus(torch.tensor([ids[0].tolist() + done]), scores.clone())  # noqa: E731
     assert after(target[:2])[0, target[2]] == 10.0  # still on the sentence: its next token gets the bonus
     assert after([target[0], tok.eos_token_id]).abs().sum() == 0  # it left the sentence: no bonus
+    # with the other sentences the extractive backend would quote: each once the previous one is cited
+    second = "Young drivers pay EUR 500 more."
+    chain = FocusOpening(tok, chosen, ids.shape[1], bonus=10.0, then=[second])
+    cite = tok(" [1]", add_special_tokens=False)["input_ids"]
+    following = tok(" " + second, add_special_tokens=False)["input_ids"]
+    assert chain._next(target) is None  # the sentence written: its citation is the model's to write
+    assert chain._next(target + cite) == following[0] and chain._next(target + cite + following[:3]) == following[3]
+    assert chain._next(target + cite + following) is None  # all written
+    assert chain._next(target + tok(" and", add_special_tokens=False)["input_ids"]) is None  # uncited: off
+    assert generate(LogitsProcessorList([chain])).startswith(chosen)
 
 
+
+def test_an_answer_does_not_end_on_a_sentence_that_cites_nothing(smol_base):
+    """Where the model would stop (or run out of tokens) right after an uncited sentence, it writes the citation
+    instead, of the passage holding the sentence's figures; a fragment of a word or two is left to the rail."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    from assistant.generators.grounding import CiteBeforeEnd, GroundedFigures
+
+    passages = ["Theft must be reported within 24 hours.", "Baggage: EUR 2,000 (EUR 400 per single item)."]
+    tok, ids, generate = _greedy(smol_base, "Repeat exactly, and nothing else: Baggage is covered up to EUR 2,000.", 40)
+    start = ids.shape[1]
+
+    alone = generate()
+    assert "[" not in alone and "2,000" in alone  # left alone it copies and stops, citing nothing
+    cite = CiteBeforeEnd(tok, start, 40)
+    cited = generate(LogitsProcessorList([GroundedFigures(tok, passages, start), cite]))
+    assert cited.startswith(alone.split("[")[0].rstrip()[:30]) and "[2]" in cited, cited  # [2] holds 2,000
+    assert cite.forced >= 1
+    # the token limit: three tokens before it, an uncited sentence starts its citation
+    near_limit = CiteBeforeEnd(tok, start, 6)
+    done = tok("Baggage is covered up to EUR", add_special_tokens=False)["input_ids"]
+    scores = near_limit(torch.tensor([ids[0].tolist() + done]), torch.zeros(1, len(tok)))
+    assert int(scores[0].argmax()) == near_limit.open and torch.isinf(scores[0]).sum() == len(tok) - 1
+    # a citation opened there holds a number, then its "]": nothing else (the base wrote "[Repeat the sentence")
+    def allowed(text: str) -> set[str]:
+        done = tok(text, add_special_tokens=False)["input_ids"]
+        scores = near_limit(torch.tensor([ids[0].tolist() + done]), torch.zeros(1, len(tok)))
+        return {tok.decode([i]) for i in torch.isfinite(scores[0]).nonzero().flatten().tolist()}
+
+    assert allowed("Baggage is covered up to EUR 2,000. [") == set("0123456789")
+    assert allowed("Baggage is covered up to EUR 2,000. [2") == set("0123456789]")
+    # nothing forced on a cited sentence, nor on a fragment too short to say anything ("A:")
+    for text in ["Baggage is covered up to EUR 2,000. [2]", "A:"]:
+        done = tok(text, add_special_tokens=False)["input_ids"]
+        scores = torch.zeros(1, len(tok))
+        scores[0, tok.eos_token_id] = 1.0
+        assert int(near_limit(torch.tensor([ids[0].tolist() + done]), scores)[0].argmax()) == tok.eos_token_id
 def test_the_private_model_reads_a_story_s_question_not_the_story(smol_base, kb_store_dir, embedder):
     """A customer's story states its question last: the model's prompt keeps the last `private_question_tokens`."""
     from assistant.generators.base import GenerationRequest, Usage

@@ -42,6 +42,8 @@ def _summary(name: str, m: dict) -> str:
             "align": ("pairs", "heldout_margin_before", "heldout_margin_after", "prefers_chosen_after")}.get(name, ())
     if name == "eval":
         ppl = " ".join(f"{k}={v['perplexity']}" for k, v in m["heldout"].items())
+        if any("answer_perplexity" in v for v in m["heldout"].values()):
+            ppl += "; answers " + " ".join(f"{k}={v.get('answer_perplexity')}" for k, v in m["heldout"].items())
         p = m["rag"].get("private", {})
         return (f"perplexity {ppl}; private F1 {p.get('answer_f1')} citations {p.get('citation_accuracy')} "
                 f"out-of-scope refused {p.get('out_of_scope_refused')}")

@@ -18,6 +18,7 @@ from training.data import read_jsonl
 from training.instructions import preference_pairs, save_jsonl
 from training import own_failures
 from training.model import freeze_lower_layers
+from training.sft import split_examples
 
 
 def _as_text(tok, pairs: list[dict]) -> dict:
@@ -59,7 +60,10 @@ def run(cfg: TrainConfig, sft_dir: Path, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     ac = cfg.align
     rng = random.Random(cfg.seed)
-    examples = read_jsonl(sft_dir / "examples.jsonl")
+    # SFT's validation conversations stay out of DPO too: the evaluation stage measures every stage on them
+    held, _ = split_examples(read_jsonl(sft_dir / "examples.jsonl"), cfg.seed)
+    held_prompts = {e["messages"][-1]["content"] for e in held}
+    examples = [e for e in read_jsonl(sft_dir / "examples.jsonl") if e["messages"][-1]["content"] not in held_prompts]
     pairs = preference_pairs(examples, rng)
     rng.shuffle(pairs)
     n_val = min(ac.eval_pairs, max(4, len(pairs) // 10))

@@ -35,6 +35,42 @@ def perplexity(model_dir: Path, texts: list[str], seq_len: int, n_batches: int) 
             "tokens": n_tok}
 
 
+@torch.no_grad()
+def answer_perplexity(model_dir: Path, conversations: list[dict], seq_len: int, batch_size: int = 4) -> dict:
+    """Perplexity of held-out grounded conversations' answers (the assistant's tokens, as SFT's loss reads them),
+    given their prompts: the text the private model exists to write, where held-out document text measures the
+    language of the documents."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.sft import IGNORE, collate, encode
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    rows = [encode(tok, c["messages"], c["answer"], seq_len) for c in conversations]
+    nll, n_tok = 0.0, 0
+    for i in range(0, len(rows), batch_size):
+        batch = collate(rows[i:i + batch_size], tok.pad_token_id)
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        n = int((batch["labels"][:, 1:] != IGNORE).sum())  # the loss averages over the shifted labels
+        nll += float(out.loss) * n
+        n_tok += n
+    return {"perplexity": round(math.exp(nll / max(n_tok, 1)), 3), "tokens": n_tok, "conversations": len(rows)}
+
+
+def held_out_conversations(run_dir: Path, seed: int) -> list[dict]:
+    """SFT's validation conversations: no stage trains on them (DPO leaves them out; a version trained before it did
+    keeps those no DPO pair of its repeats)."""
+    from training.sft import split_examples
+
+    examples_file = run_dir / "sft" / "examples.jsonl"
+    if not examples_file.exists():
+        return []
+    val, _ = split_examples(read_jsonl(examples_file), seed)
+    pairs_file = run_dir / "align" / "pairs.jsonl"
+    in_pairs = {p["messages"][-1]["content"] for p in read_jsonl(pairs_file)} if pairs_file.exists() else set()
+    return [c for c in val if c["messages"][-1]["content"] not in in_pairs]
+
+
 class FewShotBase:
     """The base model prompted with two worked examples instead of instruction tuning: the baseline SFT must beat."""
 
@@ -104,6 +140,11 @@ def run(cfg: TrainConfig, run_dir: Path, out: Path) -> dict:
             k: v for k, v in stages.items() if k != "base"}}
     ppl = {name: perplexity(path, texts, cfg.pretrain.seq_len, cfg.eval.heldout_batches)
            for name, path in stages.items() if (path / "config.json").exists()}
+    conversations = held_out_conversations(run_dir, cfg.seed)
+    if conversations:
+        for name, path in stages.items():
+            if name in ppl:
+                ppl[name]["answer_perplexity"] = answer_perplexity(path, conversations, cfg.sft.seq_len)["perplexity"]
     if open_base and general:  # forgetting: the same on general text no stage trained on
         for name, path in stages.items():
             if name in ppl:

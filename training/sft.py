@@ -87,6 +87,15 @@ def encode(tok, messages: list[dict], answer: str, seq_len: int) -> tuple[list[i
     return ids, [IGNORE] * min(len(prompt), seq_len) + ids[len(prompt):]
 
 
+def split_examples(examples: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
+    """(validation, training) conversations: a tenth, shuffled by the run's seed, is never trained on by SFT (the
+    evaluation stage measures every stage's perplexity on its answers)."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, len(examples) // 10)
+    return [examples[i] for i in order[:n_val]], [examples[i] for i in order[n_val:]]
+
+
 def collate(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
     n = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
@@ -133,12 +142,9 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
             (out / "teacher.json").write_text(json.dumps({"decision": decider or "lexical rules"}))
         barrier()
     examples = read_jsonl(examples_file)
-    rng = random.Random(cfg.seed)
-    order = list(range(len(examples)))
-    rng.shuffle(order)
-    n_val = max(1, len(examples) // 10)
-    encoded = [encode(tok, examples[i]["messages"], examples[i]["answer"], oc.seq_len) for i in order]
-    val_rows, train_rows = encoded[:n_val], encoded[n_val:]
+    val_examples, train_examples = split_examples(examples, cfg.seed)
+    val_rows, train_rows = ([encode(tok, e["messages"], e["answer"], oc.seq_len) for e in part]
+                            for part in (val_examples, train_examples))
 
     replay = pack(tok, [d["text"] for d in read_jsonl(data_dir / "insurance.jsonl")])
     n_replay = int(round(oc.batch_size * cfg.sft_replay_share))
