@@ -61,9 +61,9 @@ def run(cfg: TrainConfig, sft_dir: Path, out: Path) -> dict:
     ac = cfg.align
     rng = random.Random(cfg.seed)
     # SFT's validation conversations stay out of DPO too: the evaluation stage measures every stage on them
-    held, _ = split_examples(read_jsonl(sft_dir / "examples.jsonl"), cfg.seed)
-    held_prompts = {e["messages"][-1]["content"] for e in held}
-    examples = [e for e in read_jsonl(sft_dir / "examples.jsonl") if e["messages"][-1]["content"] not in held_prompts]
+    examples = read_jsonl(sft_dir / "examples.jsonl")
+    held_prompts = {e["messages"][-1]["content"] for e in split_examples(examples, cfg.seed)[0]}
+    examples = [e for e in examples if e["messages"][-1]["content"] not in held_prompts]
     pairs = preference_pairs(examples, rng)
     rng.shuffle(pairs)
     n_val = min(ac.eval_pairs, max(4, len(pairs) // 10))

@@ -64,6 +64,10 @@ class _Vocab:
                 self.ends.add(i)
         self.mixed = torch.tensor(mixed, dtype=torch.long)
         self.digit_ids = torch.tensor(sorted(self.digit.values()), dtype=torch.long)
+        self.numerals = [self.digit[d] for d in "0123456789" if d in self.digit]  # digits only, no separators
+        # a citation as the model writes it: " [", digits, "]" (FocusOpening and CiteBeforeEnd read and write them)
+        self.cite_open = tokenizer(" [", add_special_tokens=False)["input_ids"][-1]
+        self.cite_close = tokenizer.convert_tokens_to_ids("]")
         self.size = len(pieces)
 
     @classmethod
@@ -200,9 +204,8 @@ class FocusOpening:
     def __init__(self, tokenizer, sentence: str, prompt_length: int, bonus: float, then: list[str] = ()):
         self.target = tokenizer(sentence, add_special_tokens=False)["input_ids"]
         self.targets = [self.target, *(tokenizer(" " + t, add_special_tokens=False)["input_ids"] for t in then)]
-        self.digits = {i for d, i in _Vocab.of(tokenizer).digit.items() if d.isdigit()}
-        self.close = tokenizer.convert_tokens_to_ids("]")
-        self.cite = tokenizer(" [", add_special_tokens=False)["input_ids"][-1]
+        vocab = _Vocab.of(tokenizer)
+        self.digits, self.cite, self.close = set(vocab.numerals), vocab.cite_open, vocab.cite_close
         self.prompt_length, self.bonus = prompt_length, bonus
 
     def _next(self, done: list[int]) -> int | None:
@@ -249,10 +252,9 @@ class CiteBeforeEnd:
 
     def __init__(self, tokenizer, prompt_length: int, max_new_tokens: int, min_words: int = 3):
         self.tok, self.prompt_length, self.max_new = tokenizer, prompt_length, max_new_tokens
-        self.open = tokenizer(" [", add_special_tokens=False)["input_ids"][-1]
         vocab = _Vocab.of(tokenizer)
-        digits = [vocab.digit[d] for d in "0123456789" if d in vocab.digit]
-        self.number, self.close = torch.tensor(digits), torch.tensor([*digits, tokenizer.convert_tokens_to_ids("]")])
+        self.open = vocab.cite_open
+        self.number, self.close = torch.tensor(vocab.numerals), torch.tensor([*vocab.numerals, vocab.cite_close])
         self.end = tokenizer.eos_token_id
         self.min_words = min_words
         self.forced = 0  # citations opened where the answer would have ended without one
