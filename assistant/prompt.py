@@ -57,17 +57,20 @@ def trim_hit(hit: Hit, max_chars: int, focus: str | None = None) -> Hit:
         if at >= 0 and at + len(focus) > max_chars:
             head = text.split("\n", 1)[0] if hit.chunk.title and text.startswith(hit.chunk.title) else ""
             text = f"{head}\n… {text[at:]}" if head and at > len(head) else text[at:]
-        cut = text[:max_chars]
+        # never inside the focus sentence: a table row cut at "Police withi" left its figures to another passage
+        keep = _find(text, focus, end=True) if focus else -1
+        cut = text[:max(max_chars, keep)]
         end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("? "))
-        text = cut[: end + 1] if end > max_chars // 3 else cut
+        text = cut[: end + 1] if end > max_chars // 3 and end + 1 >= keep else cut
     return replace(hit, chunk=replace(hit.chunk, text=text))
 
 
-def _find(text: str, sentence: str) -> int:
-    """Where `sentence` (as split_sentences wrote it: lines re-joined, list marks stripped) starts in `text`; -1."""
-    words = re.findall(r"\w+", sentence)[:6]
-    m = re.search(r"\W+".join(map(re.escape, words)), text) if words else None
-    return m.start() if m else -1
+def _find(text: str, sentence: str, end: bool = False) -> int:
+    """Where `sentence` (as split_sentences wrote it: lines re-joined, list marks stripped) starts in `text` (with
+    `end`: where it ends); -1."""
+    words = re.findall(r"\w+", sentence)
+    m = re.search(r"\W+".join(map(re.escape, words[-6:] if end else words[:6])), text) if words else None
+    return (m.end() if end else m.start()) if m else -1
 
 
 def cited_numbers(answer: str, n_hits: int) -> list[int]:

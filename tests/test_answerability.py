@@ -241,6 +241,19 @@ def test_a_long_question_is_read_from_its_end():
     assert question_tail(tok, story, None) == story
 
 
+def test_a_line_a_pdf_broke_before_a_figure_goes_on_its_sentence(kb_store_dir):
+    """The home policy PDF wraps "... snow of at least 30 cm in" / "24 hours.": one sentence, so the quote and the
+    output rail's figures-together check read the storm definition whole; numbered items stay items."""
+    from assistant.answerability import text_sentences
+    from assistant.store import KnowledgeStore
+
+    text = next(t for t in KnowledgeStore(kb_store_dir).texts("public") if "km/h" in t)
+    storm = next(s for s in text_sentences(text) if "km/h" in s)
+    assert storm.startswith("Storm:") and storm.endswith("30 cm in 24 hours.")
+    assert text_sentences("Exclusions\n4.1 Use for hire\n4.2 Racing\n3 Claims.\nTell us within\n30 days of moving.") == [
+        "Exclusions", "4.1 Use for hire", "4.2 Racing", "3 Claims.", "Tell us within 30 days of moving."]
+
+
 def test_a_question_as_close_to_a_known_one_as_its_paraphrases_is_answered_though_the_probability_falls_short(
         kb_assistant):
     """The known-question path: calibration chose a similarity per role; a customer's paraphrase of a known question

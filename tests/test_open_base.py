@@ -191,6 +191,30 @@ def test_grounded_decoding_allows_only_existing_citations(smol_base):
     assert q._masks("EUR 2,000") == ({"."} if "2,000." in q.prefixes else set(), True)
     assert q._masks("EUR 2,000.")[1] is True  # the end of a sentence
     assert q._masks("at 1") == ({"8"}, False)  # "13" is in no passage, "1" alone neither
+    # a sentence copied word for word cites the passage it was copied from, though another holds its figures too
+    r = GroundedFigures(tok, ["Report a car theft to the police within\n24 hours and to us within 7 days.",
+                              "Car theft · Tell us within: Police within 24 hours, us within 7 days"], prompt_length=0)
+    assert r._masks("Car theft · Tell us within: Police within 24 hours, us within 7 days. [")[0] == {"2"}
+    assert r._masks("Report a car theft to the police within 24 hours and to us within 7 days. [")[0] == {"1"}
+    assert r._masks("Police within 24 hours and us within 7 days. [")[0] == {"1", "2"}  # copied from neither
+
+
+def test_a_passage_cut_to_fit_the_prompt_keeps_the_whole_sentence_that_answers():
+    """The context is cut to fit a small model's window; never inside the sentence the decision chose (a table row
+    cut at "Police withi" left its figures, and so the citation, to another passage)."""
+    from assistant.prompt import trim_hit
+    from assistant.schema import Chunk, Hit
+
+    rows = [f"Claim type: {k} · Documents we need: photos, receipts and a repair estimate · Tell us within: 7 days"
+            for k in ("Storm damage", "Water leak", "Accidental damage")]
+    row = ("Claim type: Car theft · Documents we need: Police crime reference number, both sets of car keys · Tell us "
+           "within: Police within 24 hours, us within 7 days")
+    text = "Claim documents checklist › Documents\n" + "\n".join([*rows, row, "Claim type: Home burglary · more"])
+    hit = Hit(Chunk("c", "d", text, "checklist.docx", title="Claim documents checklist"), score=1.0, similarity=0.5)
+    for chars in (120, 200, 300):
+        cut = trim_hit(hit, chars, row).chunk.text
+        assert row in cut and cut.startswith("Claim documents checklist › Documents"), (chars, cut)
+    assert trim_hit(hit, 200).chunk.text == text[:200]  # no focus: cut where the window ends
 
 
 def test_a_question_the_decision_passed_is_not_refused_by_the_model(smol_base):

@@ -28,6 +28,12 @@ _PUNCTUATION = {"", ".", ",", ";", ":", "[", "]", "(", ")", "-"}
 _ENDS = {".", "]", "?", "!"}
 _CITE = re.compile(r"\[\s*(\d*)$")
 _CITED_SENTENCE = re.compile(r"(?:[.!?]\s+|\])([^\]]*)$")  # what follows the last sentence end or citation
+_COPY_WORDS = 4  # a sentence this long found word for word in a passage was copied from it
+
+
+def _flat(text: str) -> str:
+    """Lower case, whitespace collapsed: a sentence copied across a wrapped line still reads as copied."""
+    return " ".join(text.lower().split())
 
 
 def allowed_figures(texts: list[str], variants: bool = True) -> set[str]:
@@ -89,14 +95,22 @@ class GroundedFigures:
         self.prefixes = {a[:i] for a in self.allowed for i in range(len(a) + 1)}
         self.figures = figures
         self.holds = {str(i): figures(p) for i, p in enumerate(passages, start=1)}
+        self.texts = {str(i): _flat(p) for i, p in enumerate(passages, start=1)}
         self.prompt_length = prompt_length
         self.blocked = 0  # steps where the model's first choice was a figure it may not write
 
     def _citable(self, before: str) -> set[str]:
-        """The passages that hold every figure of the sentence `before` ends with; all of them when none does."""
+        """The passages a sentence copied word for word comes from; else those that hold every figure of the
+        sentence `before` ends with; all of them when none does. A copied table row "... Police within 24 hours,
+        us within 7 days" was cited [2], the claims procedure, which states 24 hours and 7 days too."""
         text = before.rstrip().rstrip(".!?")
         m = _CITED_SENTENCE.search(text)
-        needed = self.figures(m.group(1) if m else text)
+        sentence = _flat(m.group(1) if m else text)
+        if len(sentence.split()) >= _COPY_WORDS:
+            copied = {n for n, t in self.texts.items() if sentence in t}
+            if copied:
+                return copied
+        needed = self.figures(sentence)
         return {n for n, held in self.holds.items() if needed <= held} or set(self.holds)
 
     def _masks(self, text: str) -> tuple[set[str], bool]:
