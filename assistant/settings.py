@@ -164,6 +164,10 @@ class Settings(BaseSettings):
         3, description="How many of the sentences the extractive backend would quote the opening bonus leads the "
                        "in-process private model through, best first, each after the previous one's citation "
                        "(dev: 1 → 3 answered with a correct citation 79.7% → 82.3%).")
+    private_focus_end: bool = Field(
+        True, description="Once the in-process private model has written and cited every sentence the opening bonus "
+                          "led it through, the bonus goes to its end token: what a small model adds on its own after "
+                          "them is where it strays.")
     private_cite_before_end: bool = Field(
         True, description="When the answerability decision passes a question, the in-process private model may not "
                           "end its answer (nor reach its token limit) on a sentence that cites nothing: it writes the "

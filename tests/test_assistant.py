@@ -42,21 +42,20 @@ def test_extractive_answer_cites_the_right_document(kb_assistant):
 def test_a_quoted_heading_brings_what_it_heads(kb_assistant):
     """A heading split out as a sentence ("Section 3 - What is not covered") is quoted with the items that follow it
     in its passage, in the room the other quoted sentences leave; a quote without a heading is left as it is."""
-    from assistant.generators.base import GenerationRequest
+    from assistant.generators.extractive import headed
 
     a = kb_assistant
     hits = a.retriever.retrieve("what isnt covered by home insurance", role="customer", threshold=-1.0)
     n = next(i for i, h in enumerate(hits, start=1)
              if h.chunk.source == "home-policy-wording.pdf" and "Section 3 - What is not covered" in h.chunk.text)
-    request = GenerationRequest("what isnt covered by home insurance", hits, [])
-    extractive = a.generator("extractive")
-    quoted = extractive.headed(request, [(n, "Section 3 - What is not covered")])
+    k = a.settings.extractive_max_sentences
+    quoted = headed(hits, [(n, "Section 3 - What is not covered")], k)
     assert quoted[0] == (n, "Section 3 - What is not covered") and len(quoted) == 1 + a.settings.extractive_max_sentences
     assert [t[:4] for _, t in quoted[1:]] == ["3.1 ", "3.2 ", "3.3 "][: a.settings.extractive_max_sentences]
     other = (n, quoted[2][1])  # a sentence quoted beside the heading keeps its place, one item fewer follows
-    assert extractive.headed(request, [(n, "Section 3 - What is not covered"), other]) == quoted[:3]
+    assert headed(hits, [(n, "Section 3 - What is not covered"), other], k) == quoted[:3]
     plain = [(n, quoted[1][1])]
-    assert extractive.headed(request, plain) == plain
+    assert headed(hits, plain, k) == plain
 
 
 def test_pdf_answer_cites_page(kb_assistant):

@@ -258,6 +258,9 @@ def test_the_answer_opens_with_the_sentence_the_decision_chose_while_the_model_f
     assert chain._next(target) is None  # the sentence written: its citation is the model's to write
     assert chain._next(target + cite) == following[0] and chain._next(target + cite + following[:3]) == following[3]
     assert chain._next(target + cite + following) is None  # all written
+    ending = FocusOpening(tok, chosen, ids.shape[1], bonus=10.0, then=[second], end=True)
+    assert ending._next(target + cite + following) is None  # the last one's citation is still to write
+    assert ending._next(target + cite + following + cite) == tok.eos_token_id  # all written and cited: the end
     assert chain._next(target + tok(" and", add_special_tokens=False)["input_ids"]) is None  # uncited: off
     assert generate(LogitsProcessorList([chain])).startswith(chosen)
 
@@ -300,6 +303,15 @@ def test_an_answer_does_not_end_on_a_sentence_that_cites_nothing(smol_base):
         scores = torch.zeros(1, len(tok))
         scores[0, tok.eos_token_id] = 1.0
         assert int(near_limit(torch.tensor([ids[0].tolist() + done]), scores)[0].argmax()) == tok.eos_token_id
+    # nor does it end on a heading alone: what the heading heads is the answer
+    def ends(text: str) -> bool:
+        scores = torch.zeros(1, len(tok))
+        scores[0, tok.eos_token_id] = 1.0  # the model would stop here
+        done = tok(text, add_special_tokens=False)["input_ids"]
+        return int(cite(torch.tensor([ids[0].tolist() + done]), scores)[0].argmax()) == tok.eos_token_id
+
+    assert not ends("Section 2 - Waiting periods. [1]")
+    assert ends("Section 2 - Waiting periods. [1] Illness is covered after 30 days. [1]")
 def test_the_private_model_reads_a_story_s_question_not_the_story(smol_base, kb_store_dir, embedder):
     """A customer's story states its question last: the model's prompt keeps the last `private_question_tokens`."""
     from assistant.generators.base import GenerationRequest, Usage

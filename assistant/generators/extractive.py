@@ -26,6 +26,25 @@ HEADING = re.compile(r"^(?i:section|part|chapter)\s+\d+\b[^.!?]{0,80}$|^\d+(\.\d
 REFUSAL_PREFIX = "I'm sorry, I can't find the answer to that in our documents."
 
 
+def headed(hits, picked: list[tuple[int, str]], max_sentences: int) -> list[tuple[int, str]]:
+    """A heading quoted alone says nothing ("what isn't covered by home insurance?" -> "Section 3 - What is not
+    covered."): what it heads follows it, in its passage's order, in the room the other quoted sentences leave
+    under `max_sentences` (at least one), never in their place. `picked`: (passage number, sentence)."""
+    room = max(1, max_sentences - sum(not HEADING.match(t) for _, t in picked))
+    out: list[tuple[int, str]] = []
+    for n, sentence in picked:
+        if (n, sentence) in out:
+            continue
+        out.append((n, sentence))
+        if HEADING.match(sentence):
+            body = [e.sentence for e in passage_sentences([hits[n - 1]])]
+            following = body[body.index(sentence) + 1:] if sentence in body else []
+            for item in itertools.takewhile(lambda t: not HEADING.match(t), following[:room]):
+                if (n, item) not in out and (n, item) not in picked:
+                    out.append((n, item))
+    return out
+
+
 def figures_stated(request: GenerationRequest, picked: list[tuple[int, str]]) -> bool:
     """A question naming a figure ("above EUR 25,000") is not answered by passages that never state it."""
     quoted = " ".join(t for _, t in picked) + " " + " ".join(h.chunk.text for h in request.hits[:2])
@@ -116,25 +135,8 @@ class ExtractiveGenerator:
         rank = {}  # passage -> place of its best chosen sentence
         for i, e in enumerate(chosen):
             rank.setdefault(e.n, i)
-        return self.headed(request, [(e.n, e.sentence) for e in sorted(chosen, key=lambda e: (rank[e.n], e.order))])
-
-    def headed(self, request: GenerationRequest, picked: list[tuple[int, str]]) -> list[tuple[int, str]]:
-        """A heading quoted alone says nothing ("what isn't covered by home insurance?" -> "Section 3 - What is not
-        covered."): what it heads follows it, in its passage's order, in the room the other quoted sentences leave
-        under `extractive_max_sentences` (at least one), never in their place."""
-        room = max(1, self.settings.extractive_max_sentences - sum(not HEADING.match(t) for _, t in picked))
-        out: list[tuple[int, str]] = []
-        for n, sentence in picked:
-            if (n, sentence) in out:
-                continue
-            out.append((n, sentence))
-            if HEADING.match(sentence):
-                body = [e.sentence for e in passage_sentences([request.hits[n - 1]])]
-                following = body[body.index(sentence) + 1:] if sentence in body else []
-                for item in itertools.takewhile(lambda t: not HEADING.match(t), following[:room]):
-                    if (n, item) not in out and (n, item) not in picked:
-                        out.append((n, item))
-        return out
+        return headed(request.hits, [(e.n, e.sentence) for e in sorted(chosen, key=lambda e: (rank[e.n], e.order))],
+                      s.extractive_max_sentences)
 
     def stream(self, request: GenerationRequest, usage: Usage | None = None) -> Iterator[str]:
         if request.decision is not None:  # the pipeline's answerability model already decided it is answerable

@@ -215,8 +215,12 @@ class FocusOpening:
     glass deductible" for "the excess"). A bonus, not a constraint: once the model writes something else it is on
     its own."""
 
-    def __init__(self, tokenizer, sentence: str, prompt_length: int, bonus: float, then: list[str] = ()):
+    def __init__(self, tokenizer, sentence: str, prompt_length: int, bonus: float, then: list[str] = (),
+                 end: bool = False):
         self.target = tokenizer(sentence, add_special_tokens=False)["input_ids"]
+        # with `end`, the bonus goes last to the end token: what the model adds on its own after the chosen sentences
+        # is where it strays ("3.3 Storm and flood." for "3.3 Storm damage to fences, gates and hedges.")
+        self.end = tokenizer.eos_token_id if end else None
         self.targets = [self.target, *(tokenizer(" " + t, add_special_tokens=False)["input_ids"] for t in then)]
         vocab = _Vocab.of(tokenizer)
         self.digits, self.cite, self.close = set(vocab.numerals), vocab.cite_open, vocab.cite_close
@@ -243,7 +247,7 @@ class FocusOpening:
             if pos == len(done) or done[pos] != self.close:
                 return None
             pos += 1
-        return None
+        return self.end if pos == len(done) else None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for row in range(input_ids.shape[0]):
@@ -262,7 +266,8 @@ class CiteBeforeEnd:
     picks the passages that hold the sentence's figures) and its "]". The output rail refuses an uncited sentence,
     and a small model often stopped right after copying a table row ("Baggage | EUR 2,000 (EUR 400 per single item)")
     or ran to the token limit inside one. Only a sentence of at least `min_words` words: "A:" cited would be an
-    answer that says nothing."""
+    answer that says nothing. Nor does it end on headings alone ("Section 2 - Waiting periods. [1]"): what they head
+    is the answer (FocusOpening leads there)."""
 
     def __init__(self, tokenizer, prompt_length: int, max_new_tokens: int, min_words: int = 3):
         self.tok, self.prompt_length, self.max_new = tokenizer, prompt_length, max_new_tokens
@@ -295,4 +300,13 @@ class CiteBeforeEnd:
             if ending and self._uncited(text):
                 self.forced += 1
                 self._only(scores, row, torch.tensor([self.open]))
+            elif ending and done < self.max_new - 3 and self._headings_only(text):
+                scores[row, self.end] = float("-inf")  # "Section 2 - Waiting periods. [1]" says nothing: go on
         return scores
+
+    @staticmethod
+    def _headings_only(text: str) -> bool:
+        from assistant.generators.extractive import HEADING
+
+        sentences = [s.strip(" .") for s in re.split(r"\s*\[\d+\]\s*", text) if s.strip(" .")]
+        return bool(sentences) and all(HEADING.match(s) for s in sentences)

@@ -141,17 +141,23 @@ class PrivateGenerator:
             processors.append(NoRefusalOpening(tok, REFUSAL, start))
         if answers and self.settings.private_focus_bonus:
             from assistant.answerability import best_sentence, chosen_sentences
+            from assistant.generators.extractive import HEADING, headed
             from assistant.generators.grounding import FocusOpening
 
             s = self.settings
             opening = best_sentence(request.decision, s.extractive_choice_logit_weight)
             if opening:
-                # then the other sentences the extractive backend would quote, of the passages the model is shown
+                # then the other sentences the extractive backend would quote, of the passages the model is shown;
+                # a heading by what it heads ("Section 2 - Waiting periods. [1]" alone answered nothing)
                 chosen = chosen_sentences(request.decision, s.extractive_choice_logit_weight,
                                           s.extractive_evidence_margin, s.extractive_max_sentences)
-                then = [e.sentence for e in chosen if e.sentence != opening and any(e.sentence in p for p in passages)]
+                picked = headed(request.hits, [(e.n, e.sentence) for e in chosen], s.extractive_max_sentences)
+                sequence = [t for _, t in picked if not HEADING.match(t) and any(t in p for p in passages)]
+                if HEADING.match(opening) and sequence:
+                    opening = sequence[0]
+                then = [t for t in sequence if t != opening]
                 processors.append(FocusOpening(tok, opening, start, s.private_focus_bonus,
-                                               then[:max(0, s.private_focus_sentences - 1)]))
+                                               then[:max(0, s.private_focus_sentences - 1)], s.private_focus_end))
         if answers and self.settings.private_cite_before_end:
             from assistant.generators.grounding import CiteBeforeEnd
 
