@@ -144,6 +144,68 @@ def penalize_other_products(question: str, hits: list[Hit], evidence: list[Evide
         e.penalty = penalty if named and not named & asked else 0.0
 
 
+# Amounts a customer names: "385,000", "EUR 700,000", "480k", "1.2m"; at least 1,000, not a year.
+_AMOUNT = re.compile(r"(?<![\d.,:/+-])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(?:(k|m|thousand|million)\b)?"
+                     r"(?![\w,/-]*\d)", re.IGNORECASE)
+_PHONE = re.compile(r"\+?\d+(?:[ -]\d+){2,}")  # "0800 555 0142", "+353 1 234 5678": no amount in them
+_SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6}
+_BAND = re.compile(r"(\d[\d,]*)\s*(?:-|–|to)\s*(?:EUR\s*)?(\d[\d,]*)"
+                   r"|\b(up to|under|below|less than|over|above|more than)\s+(?:EUR\s*)?(\d[\d,]*)"
+                   r"|(\d[\d,]*)(\s+(?:and|or)\s+(?:above|over|more))?", re.IGNORECASE)
+
+
+def _year(number: str, value: float) -> bool:
+    return "," not in number and 1900 <= value <= 2100
+
+
+def amounts(text: str) -> list[float]:
+    """The amounts of money `text` names (at least 1,000; "2026" alone is a year, a phone number is none)."""
+    out = []
+    for m in _AMOUNT.finditer(_PHONE.sub(" ", text)):
+        number, scale = m.group(1), (m.group(2) or "").lower()
+        value = float(number.replace(",", "")) * _SCALE.get(scale, 1)
+        if value >= 1000 and not (not scale and _year(number, value)):
+            out.append(value)
+    return out
+
+
+def row_key(sentence: str) -> tuple[float, float] | None:
+    """The amounts a table row's first cell covers ("Rebuild value band: EUR 250,001 - 400,000" -> 250,001 to
+    400,000; "Up to EUR 250,000"; "EUR 750,001 and above"; "Contents limit: EUR 150,000" -> exactly that), or None
+    (not a row keyed by an amount)."""
+    if " · " not in sentence and "|" not in sentence:
+        return None
+    first = next((c for c in re.split(r"\s+·\s+|\s*\|\s*", sentence) if c.strip()), "")
+    m = _BAND.search(first)
+    if not m:
+        return None
+    num = lambda g: float(m.group(g).replace(",", ""))  # noqa: E731
+    if m.group(1):
+        low, high = num(1), num(2)
+    elif m.group(3):
+        below = m.group(3).lower() in ("up to", "under", "below", "less than")
+        low, high = (0.0, num(4)) if below else (num(4), float("inf"))
+    elif _year(m.group(5), num(5)):
+        return None
+    else:
+        low, high = num(5), (float("inf") if m.group(6) else num(5))
+    return (low, high) if max(low, min(high, 1e18)) >= 1000 else None
+
+
+def penalize_other_rows(question: str, evidence: list[Evidence], penalty: float) -> None:
+    """A table looked up by an amount ("rebuild value is around 420k") answers from the row whose first cell holds
+    it: where some candidate row's key holds an amount the question names, `penalty` goes on the rows whose key holds
+    none (MiniLM reads "EUR 250,001 - 400,000" and "EUR 400,001 - 550,000" alike). What is quoted, never what
+    decides."""
+    asked = amounts(question) if penalty else []
+    keys = {id(e): row_key(e.sentence) for e in evidence} if asked else {}
+    holds = {i: k is not None and any(k[0] <= a <= k[1] for a in asked) for i, k in keys.items()}
+    if any(holds.values()):
+        for e in evidence:
+            if keys[id(e)] is not None and not holds[id(e)]:
+                e.penalty += penalty
+
+
 def prerank(question: str, hits: list[Hit], embedder, bm25, limit: int, internal_bonus: float = 0.0) -> list[Evidence]:
     """The `limit` candidate sentences most likely to answer: embedding similarity to the question (sentences are
     cached vectors), IDF-weighted shared terms and the passage's own similarity; `internal_bonus` added for an

@@ -258,7 +258,7 @@ class Assistant:
     def decide(self, question: str, hits: list[Hit], role: str = "customer", model=None):
         """The answerability model's (or `model`'s: one being calibrated) decision over the passages' best
         pre-ranked sentences."""
-        from assistant.answerability import internal_gap, penalize_other_products, prerank
+        from assistant.answerability import internal_gap, penalize_other_products, penalize_other_rows, prerank
         from assistant.vocabulary import expand
 
         bm25 = self.store.bm25()
@@ -282,6 +282,7 @@ class Assistant:
         best = next((e for e in decision.evidence if e.logit is not None), None)
         decision.features["known_document"] = float(best is not None and self.known.covers(hits[best.n - 1].chunk.doc_id))
         penalize_other_products(question, hits, decision.evidence, self.settings.product_mismatch_penalty)
+        penalize_other_rows(question, decision.evidence, self.settings.row_mismatch_penalty)
         # A question that comes as close to a known question as customers' paraphrases of it do is answered though
         # the probability falls short ("whats the excess on a cracked windshield" for the windscreen deductible): the
         # cross-encoder misses such paraphrases, the known questions were written in customers' words. A new

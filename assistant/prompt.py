@@ -57,20 +57,36 @@ def trim_hit(hit: Hit, max_chars: int, focus: str | None = None) -> Hit:
         if at >= 0 and at + len(focus) > max_chars:
             head = text.split("\n", 1)[0] if hit.chunk.title and text.startswith(hit.chunk.title) else ""
             text = f"{head}\n… {text[at:]}" if head and at > len(head) else text[at:]
-        # never inside the focus sentence: a table row cut at "Police withi" left its figures to another passage
-        keep = _find(text, focus, end=True) if focus else -1
+        # never inside the focus sentence (unless it is itself far longer than the window): a table row cut at
+        # "Police withi" left its figures, and so the citation, to another passage
+        keep = _end(text, focus) if focus else -1
+        keep = keep if keep <= 2 * max_chars else -1
         cut = text[:max(max_chars, keep)]
         end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("? "))
-        text = cut[: end + 1] if end > max_chars // 3 and end + 1 >= keep else cut
+        if end > max_chars // 3 and end + 1 >= keep:
+            text = cut[: end + 1]
+        elif keep < 0:
+            text = cut
+        else:  # the focus ends after the last sentence end: cut at a line end after it, else right after it
+            line = cut.rfind("\n", keep)
+            text = cut[:line] if line >= keep else text[:keep]
     return replace(hit, chunk=replace(hit.chunk, text=text))
 
 
-def _find(text: str, sentence: str, end: bool = False) -> int:
-    """Where `sentence` (as split_sentences wrote it: lines re-joined, list marks stripped) starts in `text` (with
-    `end`: where it ends); -1."""
-    words = re.findall(r"\w+", sentence)
-    m = re.search(r"\W+".join(map(re.escape, words[-6:] if end else words[:6])), text) if words else None
-    return (m.end() if end else m.start()) if m else -1
+def _find(text: str, sentence: str) -> int:
+    """Where `sentence` (as split_sentences wrote it: lines re-joined, list marks stripped) starts in `text`; -1."""
+    words = re.findall(r"\w+", sentence)[:6]
+    m = re.search(r"\W+".join(map(re.escape, words)), text) if words else None
+    return m.start() if m else -1
+
+
+def _end(text: str, sentence: str) -> int:
+    """Where `sentence` ends in `text` (its closing full stop included), searched from where it starts; -1."""
+    at, words = _find(text, sentence), re.findall(r"\w+", sentence)
+    if at < 0 or not words:
+        return -1
+    m = re.compile(r"\W+".join(map(re.escape, words)) + r"[.!?]?").search(text, at)
+    return m.end() if m else -1
 
 
 def cited_numbers(answer: str, n_hits: int) -> list[int]:

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
         0.2, description="Taken from the score that chooses what the extractive backend quotes, for a sentence whose "
                          "document's title names only product lines the question does not (\"the excess on my car "
                          "insurance\" against the health policy's annual excess; dev F1 0.487 -> 0.495 at 0.1 and 0.2).")
+    row_mismatch_penalty: float = Field(
+        0.2, description="Taken from the score that chooses what is quoted, for a table row whose first cell (a band: "
+                         "\"EUR 250,001 - 400,000\", \"Up to EUR 250,000\"; or an amount) holds no amount the "
+                         "question names, when another candidate row's does (\"rebuild value is around 420k\").")
     extractive_evidence_margin: float = Field(
         0.05, description="With an answerability model: sentences scoring within this of the best one are quoted too "
                           "(up to `extractive_max_sentences`; tuned on the dev split).")

@@ -351,6 +351,48 @@ def test_a_sentence_about_another_product_is_quoted_after_the_one_about_the_prod
     assert max(plain.evidence, key=lambda e: choice_score(e, w)).sentence.startswith("4.3 The annual excess")
 
 
+def test_a_table_looked_up_by_an_amount_is_quoted_from_the_row_that_holds_it(kb_assistant):
+    """The premiums sheet's rows differ only in their rebuild-value band, which MiniLM reads alike: the row whose band
+    holds the amount the question names is quoted, the decision untouched; a question naming no amount (or none a
+    row holds) changes nothing."""
+    from assistant.answerability import amounts, row_key
+
+    assert amounts("rebuild value is around 420k, born 1984, call 0800 555 0142") == [420000.0]
+    assert amounts("2 kids, 5 months, 10 km, +353 1 234 5678, 12/03/2025") == []
+    assert amounts("The builder's quote came back at 385,000.") == [385000.0] and amounts("1.2m house") == [1.2e6]
+    assert row_key("Rebuild value band: EUR 250,001 - 400,000 · Buildings only (EUR/year): 214") == (250001, 400000)
+    assert row_key("Rebuild value band: Up to EUR 250,000 · Buildings only (EUR/year): 168") == (0, 250000)
+    assert row_key("Contents limit: EUR 150,000 · Extra premium (EUR/year): 58") == (150000, 150000)
+    assert row_key("Sum insured from EUR 50,000 to EUR 2,000,000.") is None  # a limit in prose: not a lookup
+    assert row_key("Benefit: Ambulance transport · Essential: EUR 500 a year") is None
+
+    a = kb_assistant
+    for q, band in [("wat do i pay per yr for buildngs + contents? rebuild value is around 420k", "400,001 - 550,000"),
+                    ("buildings and contents yearly premium, house rebuild 700,000", "550,001 - 750,000")]:
+        ans = a.ask(q, backend="extractive")
+        assert not ans.refused and ans.answer.startswith(f"Rebuild value band: EUR {band}"), (q, ans.answer)
+        hits = a.retriever.retrieve(q, threshold=-1.0)
+        decision = a.decide(q, hits)
+        off = a.settings.model_copy(update={"row_mismatch_penalty": 0.0})
+        served, a.settings = a.settings, off
+        try:
+            plain = a.decide(q, hits)
+        finally:
+            a.settings = served
+        assert plain.probability == pytest.approx(decision.probability)  # what decides is untouched
+        before = {e.sentence: e.penalty for e in plain.evidence}
+        penalized = [e.sentence for e in decision.evidence if e.penalty > before[e.sentence]]
+        assert penalized and all(band not in t and row_key(t) for t in penalized), penalized
+    q = "buildings and contents premium"  # no amount: no row is preferred
+    plain = {e.sentence: e.penalty for e in a.decide(q, a.retriever.retrieve(q, threshold=-1.0)).evidence}
+    off = a.settings.model_copy(update={"row_mismatch_penalty": 0.0})
+    served, a.settings = a.settings, off
+    try:
+        assert {e.sentence: e.penalty for e in a.decide(q, a.retriever.retrieve(q, threshold=-1.0)).evidence} == plain
+    finally:
+        a.settings = served
+
+
 def test_written_questions_pair_with_the_sentence_of_their_quote_and_drop_when_it_left(kb_assistant):
     """A written question is a positive beside the sentence holding its quote, with negatives of the same kind as
     the synthetic ones; a quote its document no longer holds drops the question; an evaluation question is never

@@ -215,6 +215,7 @@ def test_a_passage_cut_to_fit_the_prompt_keeps_the_whole_sentence_that_answers()
         cut = trim_hit(hit, chars, row).chunk.text
         assert row in cut and cut.startswith("Claim documents checklist › Documents"), (chars, cut)
     assert trim_hit(hit, 200).chunk.text == text[:200]  # no focus: cut where the window ends
+    assert len(trim_hit(hit, 60, row).chunk.text) <= 60  # a sentence over twice the window is cut as before
 
 
 def test_a_question_the_decision_passed_is_not_refused_by_the_model(smol_base):
@@ -312,6 +313,8 @@ def test_an_answer_does_not_end_on_a_sentence_that_cites_nothing(smol_base):
 
     assert not ends("Section 2 - Waiting periods. [1]")
     assert ends("Section 2 - Waiting periods. [1] Illness is covered after 30 days. [1]")
+
+
 def test_the_private_model_reads_a_story_s_question_not_the_story(smol_base, kb_store_dir, embedder):
     """A customer's story states its question last: the model's prompt keeps the last `private_question_tokens`."""
     from assistant.generators.base import GenerationRequest, Usage

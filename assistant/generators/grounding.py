@@ -31,7 +31,7 @@ _CITED_SENTENCE = re.compile(r"(?:[.!?]\s+|\])([^\]]*)$")  # what follows the la
 _COPY_WORDS = 4  # a sentence this long found word for word in a passage was copied from it
 
 
-def _flat(text: str) -> str:
+def flat(text: str) -> str:
     """Lower case, whitespace collapsed: a sentence copied across a wrapped line still reads as copied."""
     return " ".join(text.lower().split())
 
@@ -95,7 +95,7 @@ class GroundedFigures:
         self.prefixes = {a[:i] for a in self.allowed for i in range(len(a) + 1)}
         self.figures = figures
         self.holds = {str(i): figures(p) for i, p in enumerate(passages, start=1)}
-        self.texts = {str(i): _flat(p) for i, p in enumerate(passages, start=1)}
+        self.texts = {str(i): flat(p) for i, p in enumerate(passages, start=1)}
         self.prompt_length = prompt_length
         self.blocked = 0  # steps where the model's first choice was a figure it may not write
 
@@ -105,7 +105,7 @@ class GroundedFigures:
         us within 7 days" was cited [2], the claims procedure, which states 24 hours and 7 days too."""
         text = before.rstrip().rstrip(".!?")
         m = _CITED_SENTENCE.search(text)
-        sentence = _flat(m.group(1) if m else text)
+        sentence = flat(m.group(1) if m else text)
         if len(sentence.split()) >= _COPY_WORDS:
             copied = {n for n, t in self.texts.items() if sentence in t}
             if copied:

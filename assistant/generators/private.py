@@ -142,7 +142,7 @@ class PrivateGenerator:
         if answers and self.settings.private_focus_bonus:
             from assistant.answerability import best_sentence, chosen_sentences
             from assistant.generators.extractive import HEADING, headed
-            from assistant.generators.grounding import FocusOpening
+            from assistant.generators.grounding import FocusOpening, flat
 
             s = self.settings
             opening = best_sentence(request.decision, s.extractive_choice_logit_weight)
@@ -152,7 +152,8 @@ class PrivateGenerator:
                 chosen = chosen_sentences(request.decision, s.extractive_choice_logit_weight,
                                           s.extractive_evidence_margin, s.extractive_max_sentences)
                 picked = headed(request.hits, [(e.n, e.sentence) for e in chosen], s.extractive_max_sentences)
-                sequence = [t for _, t in picked if not HEADING.match(t) and any(t in p for p in passages)]
+                shown = [flat(p) for p in passages]  # a sentence wrapped over two lines is still shown
+                sequence = [t for _, t in picked if not HEADING.match(t) and any(flat(t) in p for p in shown)]
                 if HEADING.match(opening) and sequence:
                     opening = sequence[0]
                 then = [t for t in sequence if t != opening]
