@@ -266,8 +266,7 @@ class CiteBeforeEnd:
     picks the passages that hold the sentence's figures) and its "]". The output rail refuses an uncited sentence,
     and a small model often stopped right after copying a table row ("Baggage | EUR 2,000 (EUR 400 per single item)")
     or ran to the token limit inside one. Only a sentence of at least `min_words` words: "A:" cited would be an
-    answer that says nothing. Nor does it end on headings alone ("Section 2 - Waiting periods. [1]"): what they head
-    is the answer (FocusOpening leads there)."""
+    answer that says nothing."""
 
     def __init__(self, tokenizer, prompt_length: int, max_new_tokens: int, min_words: int = 3):
         self.tok, self.prompt_length, self.max_new = tokenizer, prompt_length, max_new_tokens
@@ -300,13 +299,4 @@ class CiteBeforeEnd:
             if ending and self._uncited(text):
                 self.forced += 1
                 self._only(scores, row, torch.tensor([self.open]))
-            elif ending and done < self.max_new - 3 and self._headings_only(text):
-                scores[row, self.end] = float("-inf")  # "Section 2 - Waiting periods. [1]" says nothing: go on
         return scores
-
-    @staticmethod
-    def _headings_only(text: str) -> bool:
-        from assistant.generators.extractive import HEADING
-
-        sentences = [s.strip(" .") for s in re.split(r"\s*\[\d+\]\s*", text) if s.strip(" .")]
-        return bool(sentences) and all(HEADING.match(s) for s in sentences)
