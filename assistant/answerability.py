@@ -34,9 +34,7 @@ class AnswerabilityError(ValueError):
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
-# A numbered item is "1. ", "2) ", "4.2 " or "3 Exclusions"; a wrapped line that starts "24 hours." or "30 days of
-# moving" goes on its sentence (the PDF's line broke before a figure).
-_BLOCK_START = re.compile(r"^\s*([-*•#|]|\d+(\.\d+)+[.)]?\s|\d+[.)]\s|\d+\s+(?=[A-Z])|[A-Z][\w ]{0,40}:\s|Section \d)")
+_BLOCK_START = re.compile(r"^\s*([-*•#|]|\d+(\.\d+)*[.)]?\s|[A-Z][\w ]{0,40}:\s|Section \d)")
 _LABEL = re.compile(r"^(Q|A):\s*")
 
 

@@ -241,19 +241,6 @@ def test_a_long_question_is_read_from_its_end():
     assert question_tail(tok, story, None) == story
 
 
-def test_a_line_a_pdf_broke_before_a_figure_goes_on_its_sentence(kb_store_dir):
-    """The home policy PDF wraps "... snow of at least 30 cm in" / "24 hours.": one sentence, so the quote and the
-    output rail's figures-together check read the storm definition whole; numbered items stay items."""
-    from assistant.answerability import text_sentences
-    from assistant.store import KnowledgeStore
-
-    text = next(t for t in KnowledgeStore(kb_store_dir).texts("public") if "km/h" in t)
-    storm = next(s for s in text_sentences(text) if "km/h" in s)
-    assert storm.startswith("Storm:") and storm.endswith("30 cm in 24 hours.")
-    assert text_sentences("Exclusions\n4.1 Use for hire\n4.2 Racing\n3 Claims.\nTell us within\n30 days of moving.") == [
-        "Exclusions", "4.1 Use for hire", "4.2 Racing", "3 Claims.", "Tell us within 30 days of moving."]
-
-
 def test_a_question_as_close_to_a_known_one_as_its_paraphrases_is_answered_though_the_probability_falls_short(
         kb_assistant):
     """The known-question path: calibration chose a similarity per role; a customer's paraphrase of a known question
@@ -341,12 +328,7 @@ def test_a_sentence_about_another_product_is_quoted_after_the_one_about_the_prod
     w = a.settings.extractive_choice_logit_weight
     first = evidence_first(hits, decision, w)[0]
     assert "Auto" in first.chunk.title, first.chunk.title
-    off = a.settings.model_copy(update={"product_mismatch_penalty": 0.0})
-    served, a.settings = a.settings, off
-    try:
-        plain = a.decide(q, hits)
-    finally:
-        a.settings = served
+    plain = _decide_with(a, q, hits, product_mismatch_penalty=0.0)
     assert plain.probability == pytest.approx(decision.probability)  # what decides is untouched
     assert max(plain.evidence, key=lambda e: choice_score(e, w)).sentence.startswith("4.3 The annual excess")
 
@@ -373,22 +355,22 @@ def test_a_table_looked_up_by_an_amount_is_quoted_from_the_row_that_holds_it(kb_
         assert not ans.refused and ans.answer.startswith(f"Rebuild value band: EUR {band}"), (q, ans.answer)
         hits = a.retriever.retrieve(q, threshold=-1.0)
         decision = a.decide(q, hits)
-        off = a.settings.model_copy(update={"row_mismatch_penalty": 0.0})
-        served, a.settings = a.settings, off
-        try:
-            plain = a.decide(q, hits)
-        finally:
-            a.settings = served
+        plain = _decide_with(a, q, hits, row_mismatch_penalty=0.0)
         assert plain.probability == pytest.approx(decision.probability)  # what decides is untouched
         before = {e.sentence: e.penalty for e in plain.evidence}
         penalized = [e.sentence for e in decision.evidence if e.penalty > before[e.sentence]]
         assert penalized and all(band not in t and row_key(t) for t in penalized), penalized
     q = "buildings and contents premium"  # no amount: no row is preferred
-    plain = {e.sentence: e.penalty for e in a.decide(q, a.retriever.retrieve(q, threshold=-1.0)).evidence}
-    off = a.settings.model_copy(update={"row_mismatch_penalty": 0.0})
-    served, a.settings = a.settings, off
+    hits = a.retriever.retrieve(q, threshold=-1.0)
+    penalties = lambda d: {e.sentence: e.penalty for e in d.evidence}  # noqa: E731
+    assert penalties(a.decide(q, hits)) == penalties(_decide_with(a, q, hits, row_mismatch_penalty=0.0))
+
+
+def _decide_with(a, question: str, hits, **settings):
+    """The decision with `settings` changed for this one call."""
+    served, a.settings = a.settings, a.settings.model_copy(update=settings)
     try:
-        assert {e.sentence: e.penalty for e in a.decide(q, a.retriever.retrieve(q, threshold=-1.0)).evidence} == plain
+        return a.decide(question, hits)
     finally:
         a.settings = served
 
