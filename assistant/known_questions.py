@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.answerability import products
+
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 _STOP = set("""a an the and or of to in on for with by from at as is are was were be been being it its this that these
 those your you our we us they them their there here if then than not no any all each every may must can will shall
@@ -97,6 +99,7 @@ class KnownQuestions:
         self._documents: set[str] = set()  # documents with known questions
         self._unanswerable: list[str] = []  # written questions the documents do not answer
         self._negative = np.zeros((0, 0), dtype=np.float32)
+        self._negative_products: list[set[str]] = []  # the product lines each names
 
     @classmethod
     def from_settings(cls, store, embedder, settings, model_path: str | None = None) -> KnownQuestions:
@@ -173,6 +176,7 @@ class KnownQuestions:
                 tmp.replace(cache)
             self._rows, self._vectors = rows, vectors
             self._unanswerable, self._negative = negatives, negative
+            self._negative_products = [products(q) for q in negatives]
             by_chunk: dict[str, list[int]] = {}
             for i, (_, cid, _) in enumerate(rows):
                 by_chunk.setdefault(cid, []).append(i)
@@ -199,14 +203,18 @@ class KnownQuestions:
         self.refresh()
         return doc_id in self._documents
 
-    def best_unanswerable(self, vector: np.ndarray) -> tuple[str, float] | None:
-        """The nearest written question the documents do not answer, and its cosine."""
+    def best_unanswerable(self, vector: np.ndarray, question: str = "") -> tuple[str, float] | None:
+        """The nearest written question the documents do not answer, and its cosine. One that names a product line
+        `question` does not is another question however close MiniLM puts them ("how much is ur rental car excess
+        add-on for travel insurance" is 0.76 from "whats the excess on my car insurance")."""
         self.refresh()
-        if not len(self._unanswerable):
+        asked = products(question)
+        rows = [i for i, named in enumerate(self._negative_products) if not asked or named <= asked]
+        if not rows:
             return None
-        sims = self._negative @ vector
+        sims = self._negative[rows] @ vector
         i = int(np.argmax(sims))
-        return self._unanswerable[i], float(sims[i])
+        return self._unanswerable[rows[i]], float(sims[i])
 
     def _nearest(self, vector: np.ndarray, rows: np.ndarray) -> KnownMatch | None:
         if not len(rows):

@@ -271,7 +271,7 @@ class Assistant:
         vector = self.embedder.embed_one(expand(question))
         match = self.known.best(vector, [h.chunk.chunk_id for h in hits])
         staff_match = self.known.best_internal(vector) if role == "customer" else None
-        unanswerable = self.known.best_unanswerable(vector)
+        unanswerable = self.known.best_unanswerable(vector, question)
         similarity = match.similarity if match else 0.0
         known = {"known_similarity": similarity,
                  "known_unanswerable_similarity": unanswerable[1] if unanswerable else 0.0,
