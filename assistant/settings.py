@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # --- generation -----------------------------------------------------------------------------------------
     backend: Literal["extractive", "hosted", "private"] = Field("extractive", description="Default generation backend.")
     extractive_max_sentences: int = Field(3, description="Sentences the extractive backend quotes at most.")
+    extractive_antecedents: bool = Field(
+        True, description="A quoted sentence that points back (\"It is deducted from the amount we pay.\") is preceded by "
+                          "the sentence of its passage it points to.")
     extractive_min_support: float = Field(
         0.35, description="Without an answerability model: share of the question's key terms (IDF-weighted) the quoted "
                           "context must contain."

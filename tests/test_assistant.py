@@ -58,6 +58,21 @@ def test_a_quoted_heading_brings_what_it_heads(kb_assistant):
     assert headed(hits, plain, k) == plain
 
 
+def test_a_quoted_sentence_that_points_back_brings_the_one_it_points_to(kb_assistant):
+    """"It is deducted from the amount we pay." alone says nothing: the sentence of its passage before it (what "It"
+    is) is quoted first, once; a sentence that points nowhere is left as it is."""
+    from assistant.generators.extractive import with_antecedents
+
+    hits = kb_assistant.retriever.retrieve("what is a deductible", role="customer", threshold=-1.0)
+    n = next(i for i, h in enumerate(hits, start=1) if "It is deducted from the amount we pay." in h.chunk.text)
+    it = (n, "It is deducted from the amount we pay.")
+    first = (n, "The deductible is the part of each claim that you pay yourself.")
+    assert with_antecedents(hits, [it]) == [first, it]
+    assert with_antecedents(hits, [first, it]) == [first, it]
+    plain = [(n, "Your deductibles are shown on your policy schedule.")]
+    assert with_antecedents(hits, plain) == plain
+
+
 def test_pdf_answer_cites_page(kb_assistant):
     ans = kb_assistant.ask("What counts as a storm in my home policy?")
     assert not ans.refused

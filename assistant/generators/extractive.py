@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 
 from assistant.answerability import candidates as passage_sentences
-from assistant.answerability import chosen_sentences, split_sentences, term_support
+from assistant.answerability import chosen_sentences, passage_parts, split_sentences, term_support
 from assistant.generators.base import GenerationRequest, Usage
 from assistant.store import analyze
 from assistant.vocabulary import expand
@@ -23,6 +23,8 @@ from assistant.vocabulary import expand
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 # a heading split out as a sentence: it names a list ("Section 3 - What is not covered") and states nothing itself
 HEADING = re.compile(r"^(?i:section|part|chapter)\s+\d+\b[^.!?]{0,80}$|^\d+(\.\d+)*\s+[A-Z][^.!?:]{0,60}$")
+# a sentence opening with a word that points back ("It is deducted from the amount we pay.") says nothing alone
+ANAPHOR = re.compile(r"^(It|This|That|These|Those|They|Such|Its|Their)\b")
 REFUSAL_PREFIX = "I'm sorry, I can't find the answer to that in our documents."
 
 
@@ -42,6 +44,24 @@ def headed(hits, picked: list[tuple[int, str]], max_sentences: int) -> list[tupl
             for item in itertools.takewhile(lambda t: not HEADING.match(t), following[:room]):
                 if (n, item) not in out and (n, item) not in picked:
                     out.append((n, item))
+    return out
+
+
+def with_antecedents(hits, picked: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """A quoted sentence that points back ("It", "These") is preceded by the sentence of its passage it points to
+    ("4.2 The annual excess is EUR 250 a year." before "It is deducted from the amount we pay."), unless that one
+    is a question or a heading or already quoted."""
+    out: list[tuple[int, str]] = []
+    for n, sentence in picked:
+        if ANAPHOR.match(sentence):
+            body = split_sentences(passage_parts(hits[n - 1].chunk)[1])
+            i = body.index(sentence) if sentence in body else 0
+            before = body[i - 1] if i > 0 else None
+            if (before and not before.rstrip().endswith("?") and not HEADING.match(before)
+                    and (n, before) not in out and (n, before) not in picked):
+                out.append((n, before))
+        if (n, sentence) not in out:
+            out.append((n, sentence))
     return out
 
 
@@ -135,8 +155,9 @@ class ExtractiveGenerator:
         rank = {}  # passage -> place of its best chosen sentence
         for i, e in enumerate(chosen):
             rank.setdefault(e.n, i)
-        return headed(request.hits, [(e.n, e.sentence) for e in sorted(chosen, key=lambda e: (rank[e.n], e.order))],
-                      s.extractive_max_sentences)
+        picked = headed(request.hits, [(e.n, e.sentence) for e in sorted(chosen, key=lambda e: (rank[e.n], e.order))],
+                        s.extractive_max_sentences)
+        return with_antecedents(request.hits, picked) if s.extractive_antecedents else picked
 
     def stream(self, request: GenerationRequest, usage: Usage | None = None) -> Iterator[str]:
         if request.decision is not None:  # the pipeline's answerability model already decided it is answerable
