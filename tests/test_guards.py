@@ -196,3 +196,19 @@ def test_figures_stated_together_must_be_together_in_a_cited_sentence(kb_assista
     assert any(v.rail == "grounding" and "together" in v.detail for v in check.verdicts), check.verdicts
     bare, check = shown(f"75,000. [{n}]")
     assert bare == [] and any("without a word" in v.detail for v in check.verdicts), check.verdicts
+
+
+def test_figures_of_a_sentence_the_pdf_broke_before_a_figure_are_stated_together(kb_assistant):
+    """The policy wording PDF breaks the storm definition before a figure ('... snow of at least 30 cm in' / '24
+    hours.'): quoted whole it states its figures together, the line that starts '24' is no numbered item."""
+    q = "What counts as a storm in my home policy?"
+    hits = kb_assistant.retriever.retrieve(q, role="customer", k=5)
+    n = next(i for i, h in enumerate(hits, start=1) if "30 cm in\n24 hours." in h.chunk.text)
+    storm = ("Storm: strong winds of at least 90 km/h, torrential rain of at least 25 mm per hour, or snow of at least "
+             f"30 cm in 24 hours. [{n}]")
+    check = kb_assistant.guards.output.start(hits, "customer")
+    shown = check.feed(storm + " ") + check.finish()
+    assert not check.refused and shown and "30 cm in 24 hours" in shown[0], check.verdicts
+    wrong = storm.replace("24 hours", "48 hours")  # a figure the passage does not state is still cut
+    check = kb_assistant.guards.output.start(hits, "customer")
+    assert check.feed(wrong + " ") + check.finish() == [] and check.refused

@@ -185,7 +185,7 @@ class OutputGuard:
             if said and not _LETTERS.search(plain):
                 return False, "a figure without a word says nothing"  # "4.2. [2]": a section number quoted alone
             if g["figures_together"] and len(said) > 1 and not any(
-                    said <= figures(s) for s in text_sentences(source_text)):
+                    said <= figures(s) for s in text_sentences(source_text, figures=True)):
                 # "EUR 75,000 as standard, up to EUR 2,500": each figure is in the passage, the relation is not
                 return False, f"numbers {sorted(said)} not stated together in one sentence of the cited passages"
         words = set(analyze([_PLACEHOLDER.sub(" ", plain)])[0])
