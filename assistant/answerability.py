@@ -34,11 +34,13 @@ class AnswerabilityError(ValueError):
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
-_BLOCK_START = re.compile(r"^\s*([-*•#|]|\d+(\.\d+)*[.)]?\s|[A-Z][\w ]{0,40}:\s|Section \d)")
-# Read for the output rail: a line starting with a figure but not an item ("24 hours." after "... snow of at least
-# 30 cm in") goes on its sentence, the PDF broke the line before the figure. Not for what the answerability model
-# learns from: joining them there moved the briefly trained model of the held-out-document test (docs/answerability.md).
-_ITEM_START = re.compile(r"^\s*([-*•#|]|\d+(\.\d+)+[.)]?\s|\d+[.)]\s|\d+\s+(?=[A-Z])|[A-Z][\w ]{0,40}:\s|Section \d)")
+_MARK, _LABELLED = r"[-*•#|]", r"[A-Z][\w ]{0,40}:\s|Section \d"  # a list item or table row; "Storm: ", "Section 3"
+_BLOCK_START = re.compile(rf"^\s*({_MARK}|\d+(\.\d+)*[.)]?\s|{_LABELLED})")
+# Read for the output rail: a line starting with a figure that is no item number ("1. ", "2) ", "4.2 ", "3 Exclusions")
+# goes on its sentence ("24 hours." after "... snow of at least 30 cm in": the PDF broke the line before the figure).
+# Not for what the answerability model learns from: joining them there moved the briefly trained model of the
+# held-out-document test (docs/answerability.md).
+_ITEM_START = re.compile(rf"^\s*({_MARK}|\d+(\.\d+)+[.)]?\s|\d+[.)]\s|\d+\s+(?=[A-Z])|{_LABELLED})")
 _LABEL = re.compile(r"^(Q|A):\s*")
 
 

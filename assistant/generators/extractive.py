@@ -49,8 +49,8 @@ def headed(hits, picked: list[tuple[int, str]], max_sentences: int) -> list[tupl
 
 def with_antecedents(hits, picked: list[tuple[int, str]]) -> list[tuple[int, str]]:
     """A quoted sentence that points back ("It", "These") is preceded by the sentence of its passage it points to
-    ("4.2 The annual excess is EUR 250 a year." before "It is deducted from the amount we pay."), unless that one
-    is a question or a heading or already quoted."""
+    ("The deductible is the part of each claim that you pay yourself." before "It is deducted from the amount we
+    pay."), unless that one is a question or a heading or already quoted."""
     out: list[tuple[int, str]] = []
     for n, sentence in picked:
         if ANAPHOR.match(sentence):
