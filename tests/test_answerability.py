@@ -437,7 +437,7 @@ def test_the_quoted_answer_opens_with_the_passage_of_its_best_sentence():
                 Evidence(2, "Report your claim online or call the claims line.", 1, 0.70, probability=0.9),
                 Evidence(2, "Have your policy number ready.", 2, 0.55, probability=0.7)]
     settings = SimpleNamespace(extractive_choice_logit_weight=0.5, extractive_evidence_margin=1.0,
-                               extractive_max_sentences=3)
+                               extractive_max_sentences=3, extractive_antecedents=True)
     request = GenerationRequest("how do i file a claim", [], [], decision=SimpleNamespace(evidence=evidence))
     quoted = ExtractiveGenerator(None, None, settings).quote(request)
     assert [n for n, _ in quoted] == [2, 2, 1]
