@@ -212,3 +212,14 @@ def test_figures_of_a_sentence_the_pdf_broke_before_a_figure_are_stated_together
     wrong = storm.replace("24 hours", "48 hours")  # a figure the passage does not state is still cut
     check = kb_assistant.guards.output.start(hits, "customer")
     assert check.feed(wrong + " ") + check.finish() == [] and check.refused
+
+
+def test_the_rails_reading_joins_a_line_broken_before_a_figure_and_keeps_numbered_items():
+    """The output rail's reading (text_sentences(..., figures=True)) joins "Tell us within" / "30 days of moving.";
+    "4.1 Use for hire", "3 Claims." stay items. What the answerability model reads keeps the line apart."""
+    from assistant.answerability import text_sentences
+
+    text = "Exclusions\n4.1 Use for hire\n4.2 Racing\n3 Claims.\nTell us within\n30 days of moving."
+    assert text_sentences(text, figures=True) == [
+        "Exclusions", "4.1 Use for hire", "4.2 Racing", "3 Claims.", "Tell us within 30 days of moving."]
+    assert text_sentences(text)[-2:] == ["Tell us within", "30 days of moving."]
