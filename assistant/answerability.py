@@ -484,12 +484,19 @@ def choice_score(e: Evidence, logit_weight: float) -> float:
 
 def chosen_sentences(decision: Decision, logit_weight: float, margin: float, k: int) -> list[Evidence]:
     """What the extractive backend quotes, best first: the sentence of the highest choice_score and those within
-    `margin` of it, at most `k`."""
+    `margin` of it, at most `k`. A sentence two passages both state (the claims line on the claims page and in the
+    FAQ) is quoted once, from the passage where it scores best."""
     scored = sorted(decision.evidence, key=lambda e: -choice_score(e, logit_weight))
     if not scored:
         return []
     top = choice_score(scored[0], logit_weight)
-    return [e for e in scored if choice_score(e, logit_weight) >= top - margin][:k]
+    chosen, seen = [], set()
+    for e in scored:
+        said = " ".join(e.sentence.casefold().split())
+        if len(chosen) < k and said not in seen and choice_score(e, logit_weight) >= top - margin:
+            chosen.append(e)
+            seen.add(said)
+    return chosen
 
 
 def _best_evidence(decision: Decision, logit_weight: float) -> dict[int, Evidence]:
