@@ -113,7 +113,7 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     standalone_question: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
-    handoff: str | None = None  # why a person was offered: request | self_harm | distress | anger | refusals
+    handoff: str | None = None  # why a person was offered: request | escalation | self_harm | distress | anger | refusals
     guards: list[dict] = field(default_factory=list)  # every rail's verdict
     session_id: str | None = None
     interaction_id: str | None = None  # the audit log's id: feedback refers to it

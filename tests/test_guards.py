@@ -76,6 +76,13 @@ def test_handoff_on_request_distress_and_two_refusals(kb_assistant):
     assert staff.handoff is None and "retrieve" in staff.timings_ms, staff.answer
     assert kb_assistant.ask("A caller wants to speak to a manager. Who do I pass the call to?").handoff == "request"
 
+    # a complaint to take further: the documents' escalation procedure is looked up, and a person offered beside it
+    escalate = kb_assistant.ask("I'm unhappy with how my complaint is being handled and want to escalate it. What can I do?")
+    assert escalate.handoff == "escalation" and "retrieve" in escalate.timings_ms, escalate.answer
+    assert "can help" in escalate.answer and "0800 555 0142" in escalate.answer
+    staff_escalates = kb_assistant.ask("When do I escalate a complaint to a team leader?", role="staff")
+    assert staff_escalates.handoff is None and "0800 555 0142" not in staff_escalates.answer  # their procedure only
+
     distressed = kb_assistant.ask("I'm desperate, my car was stolen with the keys left inside. Am I covered?")
     assert distressed.handoff == "distress" and "our team can help you directly" in distressed.answer
     assert "keys" in distressed.answer.lower()  # the question is still answered, a person is offered too

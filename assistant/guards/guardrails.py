@@ -24,7 +24,7 @@ class InputDecision:
     verdicts: list[Verdict] = field(default_factory=list)
     blocked_by: str | None = None  # the rail that refused the message
     message: str | None = None  # what the user is told when blocked
-    handoff: str | None = None  # request | self_harm | distress | anger
+    handoff: str | None = None  # request | escalation | self_harm | distress | anger
 
 
 class Guardrails:
@@ -68,7 +68,7 @@ class Guardrails:
                 decision.blocked_by, decision.message = rail, rail_config(rail)["message"].format(contact=contact)
                 return decision
         v = detect_handoff(clean)
-        if role != "customer" and v.data.get("kind") == "request":
+        if role != "customer" and v.data.get("kind") in ("request", "escalation"):
             v = Verdict("handoff", True, "a request for a person, asked by staff: a procedure question", v.ms)
         decision.verdicts.append(v)
         if not v.passed:

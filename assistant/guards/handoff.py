@@ -6,11 +6,13 @@ from assistant.guards.base import Verdict, compiled, first_match, rail_config, t
 
 
 def detect_handoff(text: str) -> Verdict:
-    """passed=False with data["kind"] in request | self_harm | distress | anger when a person should step in."""
+    """passed=False with data["kind"] in request | escalation | self_harm | distress | anger when a person should
+    step in."""
     with timed() as t:
         kind, hit = None, None
-        for k, key in (("request", "request_patterns"), ("self_harm", "self_harm_patterns"),
-                       ("distress", "distress_patterns"), ("anger", "anger_patterns")):
+        for k, key in (("request", "request_patterns"), ("escalation", "escalation_patterns"),
+                       ("self_harm", "self_harm_patterns"), ("distress", "distress_patterns"),
+                       ("anger", "anger_patterns")):
             hit = first_match(compiled("handoff", key), text)
             if hit:
                 kind = k
