@@ -1,6 +1,6 @@
 """Answer quality per backend: the customer-voice set's dev and test splits, and the regression set eval.jsonl.
 
-    python bench/answers.py [--store DIR] [--backends extractive,hosted,private] [--sets dev,test,regression]
+    python bench/answers.py [--store DIR] [--backends extractive,hosted,private] [--sets dev,dev2,test,regression]
                             [--json FILE] [--verbose] [--every K]
 
 Two more backend names, for Solution B's comparisons: `base` (the promoted version's open base, not fine-tuned,
@@ -11,7 +11,9 @@ right document (and page), answer token F1, internal questions refused for custo
 not-answerable questions refused (near the domain and off it), refusal precision, the same by voice and by
 phenomenon (synonyms, negations, two facts, everyday questions), paraphrase consistency (groups decided the same
 way in all three phrasings) and latency. Thresholds and models are fitted on dev: test is the figure to report,
-dev beside it. The regression set (eval.jsonl) keeps its own figures. The sample KB is ingested first (idempotent).
+dev beside it. `dev2` (customer_voice.dev2.jsonl) is a second dev split nothing learns from or is calibrated on: it
+chooses between versions and settings now that half of dev is learned from. The regression set (eval.jsonl) keeps
+its own figures. The sample KB is ingested first (idempotent).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SETS = {"dev": ROOT / "data" / "eval" / "customer_voice.dev.jsonl",
+        "dev2": ROOT / "data" / "eval" / "customer_voice.dev2.jsonl",
         "test": ROOT / "data" / "eval" / "customer_voice.test.jsonl",
         "regression": ROOT / "data" / "sample_kb" / "eval.jsonl"}
 

@@ -46,7 +46,7 @@ def test_every_figure_of_every_reference_is_in_its_source():
     texts = _source_texts()
     flat = {k: " ".join(v.split()) for k, v in texts.items()}  # PDF lines wrap: compare on single spaces
     problems = []
-    for c in _all_cases():
+    for c in _all_cases() + _load("customer_voice.dev2.jsonl"):
         if c["must_refuse"]:
             continue
         key = (c["source"], c["page"])
@@ -93,3 +93,21 @@ def test_split_is_reproducible_stratified_and_keeps_paraphrases_together():
         n_dev = sum(c["category"] == category for c in dev)
         n_test = sum(c["category"] == category for c in test)
         assert abs(n_dev - n_test) <= max(3, 0.15 * (n_dev + n_test)), category
+
+
+def test_the_second_dev_split_is_independent_of_the_other_evaluation_sets():
+    """customer_voice.dev2.jsonl chooses what the first dev split no longer can (half of it is learned from): it
+    shares no case, nor a near copy of a question, with the set or eval.jsonl (that no written question copies one
+    of its questions is checked with every evaluation set: training.answerability.EVAL_SETS)."""
+    from training.answerability import EVAL_SETS
+    from training.retriever import near_copy_of
+
+    dev2 = _load("customer_voice.dev2.jsonl")
+    assert EVAL / "customer_voice.dev2.jsonl" in EVAL_SETS
+    assert len({c["id"] for c in dev2}) == len(dev2) >= 200
+    assert {c["id"] for c in dev2}.isdisjoint({c["id"] for c in _all_cases()})
+    counts = Counter(c["category"] for c in dev2)
+    assert counts["public"] >= 100 and counts["internal"] >= 20 and counts["unanswerable_near"] >= 40, counts
+    kb_eval = [json.loads(ln) for ln in (SAMPLE_KB / "eval.jsonl").read_text().splitlines() if ln.strip()]
+    leaks = near_copy_of([c["question"] for c in _all_cases() + kb_eval])
+    assert not [c["question"] for c in dev2 if leaks(c["question"])]

@@ -74,6 +74,8 @@ def test_open_base_life_cycle_records_base_and_every_stage(smol_run, smol_base):
     al = stages["align"]["metrics"]
     assert al["own_failures"]["asked"] == 3 and al["own_failures"]["failures"] >= 1
     assert al["pairs_by_kind"]["own_failure"] == al["own_failures"]["failures"]
+    # raw insurance text replayed beside the answers (SFT) and the preference pairs (DPO), each with its weight
+    assert stages["sft"]["metrics"]["replay_weight"] == 0.3 and al["replay_weight"] == 0.3
     ppl = stages["eval"]["metrics"]["heldout"]
     assert set(ppl) == {"base", "pretrain", "sft", "aligned"} and all(v["perplexity"] > 1 for v in ppl.values())
     # and on the answers of held-out conversations: SFT's validation split, which DPO leaves out too

@@ -99,6 +99,38 @@ def test_in_memory_model_equals_its_saved_folder(tmp_path):
         assert torch.equal(model(ids).logits, AutoModelForCausalLM.from_pretrained(tmp_path).eval()(ids).logits)
 
 
+def test_replayed_text_weighs_what_sft_says_beside_the_answers():
+    """A 256-token raw window must not outweigh a batch's 40-token answers: with `label_weights` the loss is the
+    answers' mean token loss plus the weight times the window's, whatever their lengths."""
+    from training.config import ModelConfig
+    from training.model import build_model
+    from training.sft import IGNORE, replay_weights
+    from training.tokenizer import train_bpe
+    from training.trainer import batch_loss
+
+    tok = train_bpe(["the policyholder pays the deductible on each claim"] * 50, 300, terms=["deductible"])
+    model = build_model(ModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                    num_key_value_heads=2, max_position_embeddings=64), tok).eval()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 300, (3, 40), generator=g)
+    labels = ids.clone()
+    labels[0, :35] = IGNORE  # two conversations: short answers after their prompts
+    labels[1, :30] = IGNORE  # the last row: a replayed window, every token supervised
+    with torch.no_grad():
+        mean = model(input_ids=ids, labels=labels).loss
+        weights = replay_weights(labels, 1, 0.3)
+        assert torch.allclose(weights[:2].sum(), torch.tensor(1.0)) and torch.allclose(weights[2].sum(), torch.tensor(0.3))
+        weighted = batch_loss(model, {"input_ids": ids, "labels": labels, "label_weights": weights})
+        answers = model(input_ids=ids[:2], labels=labels[:2]).loss
+        window = model(input_ids=ids[2:], labels=labels[2:]).loss
+        assert torch.allclose(weighted, answers + 0.3 * window, atol=1e-5)
+        assert not torch.allclose(weighted, mean, atol=1e-3)  # a token mean would let the window dominate
+        uniform = (labels != IGNORE).float()
+        uniform[:, 0] = 0
+        assert torch.allclose(batch_loss(model, {"input_ids": ids, "labels": labels,
+                                                 "label_weights": uniform / uniform.sum()}), mean, atol=1e-5)
+
+
 def test_tokenizer_keeps_insurance_terms_whole():
     from training.tokenizer import train_bpe
 

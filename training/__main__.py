@@ -29,7 +29,7 @@ def _stage_fn(name: str):
         "tokenizer": lambda cfg, d: tokenizer.run(cfg, d / "data", d / "tokenizer"),
         "pretrain": lambda cfg, d: pretrain.run(cfg, d / "data", d / "tokenizer", d / "pretrain"),
         "sft": lambda cfg, d: sft.run(cfg, d / "data", d / "pretrain" / "model", d / "sft"),
-        "align": lambda cfg, d: align.run(cfg, d / "sft", d / "align"),
+        "align": lambda cfg, d: align.run(cfg, d / "sft", d / "align", d / "data"),
         "eval": lambda cfg, d: evaluate.run(cfg, d, d / "eval"),
     }[name]
 

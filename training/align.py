@@ -1,7 +1,8 @@
 """Stage 5 — alignment: the rules against hallucination and unsafe answers as preference pairs, trained with TRL's
 DPOTrainer (sigmoid DPO plus an NLL term on the chosen answer). Beside the synthetic pairs, the SFT model's own
-failures as served (training/own_failures.py). Reports the preference margin and accuracy before and after on
-held-out pairs.
+failures as served (training/own_failures.py), and optionally raw insurance text replayed beside them (a language
+modelling term, so preference tuning does not undo the held-out perplexity the earlier stages bought). Reports the
+preference margin and accuracy before and after on held-out pairs.
 """
 
 from __future__ import annotations
@@ -27,6 +28,25 @@ def _as_text(tok, pairs: list[dict]) -> dict:
     return {"prompt": prompts, "chosen": [p["chosen"] for p in pairs], "rejected": [p["rejected"] for p in pairs]}
 
 
+def replay_trainer(replay: torch.Tensor, weight: float, window: int, seed: int):
+    """TRL's DPOTrainer with `weight` × the language-modelling loss of one raw-text window added at each training
+    step: the window is drawn from the packed insurance text the earlier stages learned from."""
+    from trl import DPOTrainer
+
+    class ReplayDPOTrainer(DPOTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            if not model.training or not weight:
+                return out
+            g = torch.Generator().manual_seed(seed + self.state.global_step)
+            start = int(torch.randint(0, max(1, len(replay) - window), (1,), generator=g))
+            ids = replay[start:start + window].unsqueeze(0).to(model.device)
+            lm = model(input_ids=ids, labels=ids).loss
+            return (out[0] + weight * lm, *out[1:]) if return_outputs else out + weight * lm
+
+    return ReplayDPOTrainer
+
+
 @torch.no_grad()
 def preference_margin(model, ref, tok, pairs: list[dict], beta: float) -> dict:
     """Mean of beta·[(log π(chosen) − log π_ref(chosen)) − (log π(rejected) − log π_ref(rejected))], and how often
@@ -49,7 +69,7 @@ def preference_margin(model, ref, tok, pairs: list[dict], beta: float) -> dict:
     return {"margin": round(sum(margins) / max(len(margins), 1), 4), "prefers_chosen": round(wins / max(len(pairs), 1), 3)}
 
 
-def run(cfg: TrainConfig, sft_dir: Path, out: Path) -> dict:
+def run(cfg: TrainConfig, sft_dir: Path, out: Path, data_dir: Path | None = None) -> dict:
     import datasets
     import pyarrow as pa
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -91,7 +111,13 @@ def run(cfg: TrainConfig, sft_dir: Path, out: Path) -> dict:
         disable_tqdm=False, dataloader_num_workers=0,
     )
     dataset = datasets.Dataset(pa.table(_as_text(tok, train)))  # Dataset.from_dict crashes with these pins
-    trainer = DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=dataset, processing_class=tok)
+    trainer_cls = DPOTrainer
+    if ac.replay_weight and data_dir is not None:
+        from training.pretrain import pack
+
+        replay = torch.as_tensor(pack(tok, [d["text"] for d in read_jsonl(data_dir / "insurance.jsonl")])).long()
+        trainer_cls = replay_trainer(replay, ac.replay_weight, 256, cfg.seed)
+    trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=dataset, processing_class=tok)
     result = trainer.train()
     model.eval()
     after = preference_margin(model, ref, tok, val, ac.beta)
@@ -107,7 +133,8 @@ def run(cfg: TrainConfig, sft_dir: Path, out: Path) -> dict:
         kinds[p["kind"]] = kinds.get(p["kind"], 0) + 1
     return {
         "pairs": len(pairs), "pairs_by_kind": kinds, "trained_pairs": len(train), "own_failures": failure_stats,
-        "steps": ac.steps, "train_loss": round(result.training_loss, 4),
+        "steps": ac.steps, "replay_weight": ac.replay_weight if data_dir is not None else 0.0,
+        "train_loss": round(result.training_loss, 4),
         "final_logged_loss": logs[-1]["loss"] if logs else None,
         "heldout_margin_before": before["margin"], "heldout_margin_after": after["margin"],
         "prefers_chosen_before": before["prefers_chosen"], "prefers_chosen_after": after["prefers_chosen"],

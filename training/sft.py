@@ -1,7 +1,7 @@
 """Stage 4 — instruction fine-tuning: grounded answers with citations, refusals, hand-offs and follow-ups built from
 the knowledge base (training/instructions.py), loss on the assistant's tokens only, EOS (<|im_end|>) learned.
-Raw insurance text is replayed in every batch so the model keeps its language modelling (perplexity) while it
-learns the format.
+Raw insurance text can be replayed in every batch, with its own weight in the loss, so the model keeps its language
+modelling (held-out perplexity) while it learns the format.
 """
 
 from __future__ import annotations
@@ -108,6 +108,15 @@ def collate(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
     return {"input_ids": ids, "labels": labels, "attention_mask": attn}
 
 
+def replay_weights(labels: torch.Tensor, n_replay: int, weight: float) -> torch.Tensor:
+    """Per-label weights making the loss the answers' mean token loss + `weight` × the replayed windows' (the last
+    `n_replay` rows): replay keeps the language modelling without drowning the answers' few tokens."""
+    supervised = (labels != IGNORE).float()
+    supervised[:, 0] = 0  # the first position is never predicted
+    answers, replayed = supervised[:-n_replay], supervised[-n_replay:]
+    return torch.cat([answers / answers.sum().clamp(min=1), weight * replayed / replayed.sum().clamp(min=1)])
+
+
 def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -156,7 +165,10 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
         for s in g.integers(0, max(1, len(replay) - 256), size=n_replay):
             window = replay[s:s + 256].tolist()
             rows.append((window, window))
-        return collate(rows, tok.pad_token_id)
+        batch = collate(rows, tok.pad_token_id)
+        if cfg.sft_replay_weight is not None and n_replay:
+            batch["label_weights"] = replay_weights(batch["labels"], n_replay, cfg.sft_replay_weight)
+        return batch
 
     val_batches = [collate(val_rows[i:i + oc.batch_size], tok.pad_token_id) for i in range(0, len(val_rows), oc.batch_size)]
     model = AutoModelForCausalLM.from_pretrained(base_dir)
@@ -174,7 +186,8 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
     supervised = sum(sum(1 for t in y if t != IGNORE) for _, y in train_rows)
     teacher = out / "teacher.json"
     metrics.update(examples=len(examples), examples_by_kind=kinds, supervised_tokens=supervised,
-                   replay_share=cfg.sft_replay_share, trainable_params=trainable,
+                   replay_share=cfg.sft_replay_share,
+                   replay_weight=cfg.sft_replay_weight, trainable_params=trainable,
                    teacher_decision=json.loads(teacher.read_text())["decision"] if teacher.exists() else "lexical rules")
     return metrics
 

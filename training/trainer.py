@@ -111,6 +111,20 @@ def _unwrap(model):
 
 
 # --- the loop ------------------------------------------------------------------------------------------------------
+def batch_loss(model, batch: dict) -> torch.Tensor:
+    """The model's mean loss over the batch's supervised tokens or, where the batch carries `label_weights` (a weight
+    per label position), their weighted sum: SFT weighs replayed raw text against the answers it learns, which a
+    token mean cannot (one 256-token window outweighs four 40-token answers)."""
+    weights = batch.get("label_weights")
+    if weights is None:
+        return model(**batch).loss
+    logits = model(**{k: v for k, v in batch.items() if k not in ("labels", "label_weights")}).logits[:, :-1].float()
+    labels = batch["labels"][:, 1:]
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100,
+                                           reduction="none")
+    return (ce * weights[:, 1:].reshape(-1)).sum()
+
+
 def evaluate_loss(model, batches: list[dict], device: str, autocast) -> float:
     model.eval()
     total, n = 0.0, 0
@@ -127,7 +141,7 @@ def train(model, get_batch: Callable[[int, int], dict], oc: OptimConfig, out: Pa
           device: str, dtype: str = "float32", parallel: str = "ddp", flops_per_token: float = 0.0,
           peak_flops: float = 0.0, desc: str = "train") -> dict:
     """Train `model` for `oc.steps` optimizer steps; `get_batch(step, micro)` returns this rank's micro-batch
-    (`input_ids`, `labels` with -100 on ignored positions, optionally `attention_mask`)."""
+    (`input_ids`, `labels` with -100 on ignored positions, optionally `attention_mask` and `label_weights`)."""
     out.mkdir(parents=True, exist_ok=True)
     model.to(device)
     model.train()
@@ -155,7 +169,7 @@ def train(model, get_batch: Callable[[int, int], dict], oc: OptimConfig, out: Pa
             batch = {k: v.to(device) for k, v in get_batch(step, micro).items()}
             sync = micro == oc.grad_accum - 1 or not hasattr(ddp_model, "no_sync")
             with (nullcontext() if sync else ddp_model.no_sync()), autocast():
-                loss = ddp_model(**batch).loss / oc.grad_accum
+                loss = batch_loss(ddp_model, batch) / oc.grad_accum
             loss.backward()
             loss_sum += float(loss.detach())
             tokens_seen += int(batch["input_ids"].numel()) * world
