@@ -27,7 +27,9 @@ def _all_cases() -> list[dict]:
 
 
 def _source_texts() -> dict[tuple[str, int | None], str]:
-    """(file name, page) → text as the ingest loaders read it; (name, None) holds the whole document."""
+    """(source, page) → text as the ingest loaders read it; (source, None) holds the whole document. The source is
+    the file name (an e-mail's holds its attachments too) and, for an attachment, the e-mail's name › the
+    attachment's, as citations name it."""
     from assistant.settings import Settings
     from ingest.loaders import load_file
 
@@ -37,7 +39,7 @@ def _source_texts() -> dict[tuple[str, int | None], str]:
         if path.is_file() and path.name not in ("eval.jsonl", ".ingestignore"):
             for doc in load_file(path, settings):
                 for s in doc.sections:
-                    for key in ((path.name, None), (path.name, s.page)):
+                    for key in {(path.name, None), (path.name, s.page), (doc.source, None), (doc.source, s.page)}:
                         texts[key] = texts.get(key, "") + "\n" + doc.title + "\n" + s.text
     return texts
 

@@ -40,7 +40,7 @@ def replay_trainer(replay: torch.Tensor, weight: float, window: int, seed: int):
                 return out
             g = torch.Generator().manual_seed(seed + self.state.global_step)
             start = int(torch.randint(0, max(1, len(replay) - window), (1,), generator=g))
-            ids = replay[start:start + window].unsqueeze(0).to(model.device)
+            ids = replay[start:start + window].unsqueeze(0).to(self.args.device)  # model may be DDP-wrapped
             lm = model(input_ids=ids, labels=ids).loss
             return (out[0] + weight * lm, *out[1:]) if return_outputs else out + weight * lm
 

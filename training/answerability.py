@@ -498,18 +498,16 @@ def choose_known_threshold(answered: np.ndarray, sims: np.ndarray, eligible: np.
     """The known-question similarity at and above which a question the probability refuses is answered anyway
     (`eligible`: assistant.answerability.known_shortcut holds and no internal rule refuses), minimising (missed
     answers + refusal_weight x wrong answers) on dev beside the `answered` ones; inf when no threshold pays. Among
-    equally good thresholds the lowest, set halfway down to the next similarity seen: half the dev split was learned
-    from, where the probability answers more than it will on customers' own words and leaves the path less to do —
-    the highest of equals erred toward refusing (second dev split, 2026-12-07: 0.640 answered 75.0% of the public
-    questions with a correct citation, 0.521 80.3%, for one not-answerable question more answered of 67)."""
-    grid = np.unique(np.concatenate([sims[eligible & ~answered], [math.inf]]))[::-1]  # high to low, inf first
+    equally good thresholds the highest, set halfway down to the next similarity seen (the path answers only what it
+    must)."""
+    grid = np.unique(np.concatenate([sims[eligible & ~answered], [math.inf]]))[::-1]  # high to low
     def cost(t: float) -> float:
         ans = answered | (eligible & (sims >= t))
         return float((~ans & (labels == 1)).sum() + refusal_weight * (ans & (labels == 0)).sum())
     costs = [cost(t) for t in grid]
-    if costs[0] <= min(costs):  # no threshold does better than no path
+    best = int(np.argmin(costs))  # the first minimum: the highest threshold
+    if math.isinf(grid[best]):
         return math.inf
-    best = max(i for i, c in enumerate(costs) if c == min(costs))  # the last minimum: the lowest threshold
     return float((grid[best] + grid[best + 1]) / 2) if best + 1 < len(grid) else float(grid[best])
 
 
