@@ -19,7 +19,7 @@ from training.data import read_jsonl
 from training.instructions import preference_pairs, save_jsonl
 from training import own_failures
 from training.model import freeze_lower_layers
-from training.sft import split_examples
+from training.sft import REPLAY_WINDOW, split_examples
 
 
 def _as_text(tok, pairs: list[dict]) -> dict:
@@ -116,7 +116,7 @@ def run(cfg: TrainConfig, sft_dir: Path, out: Path, data_dir: Path | None = None
         from training.pretrain import pack
 
         replay = torch.as_tensor(pack(tok, [d["text"] for d in read_jsonl(data_dir / "insurance.jsonl")])).long()
-        trainer_cls = replay_trainer(replay, ac.replay_weight, 256, cfg.seed)
+        trainer_cls = replay_trainer(replay, ac.replay_weight, REPLAY_WINDOW, cfg.seed)
     trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=dataset, processing_class=tok)
     result = trainer.train()
     model.eval()

@@ -21,6 +21,7 @@ from training.pretrain import pack
 from training.trainer import barrier, init_distributed, is_main, resolve_device, train
 
 IGNORE = -100
+REPLAY_WINDOW = 256  # tokens of raw insurance text per replayed row (SFT) or step (DPO)
 
 
 def kb_dirs(cfg: TrainConfig) -> list[Path]:
@@ -162,8 +163,8 @@ def run(cfg: TrainConfig, data_dir: Path, base_dir: Path, out: Path) -> dict:
     def get_batch(step: int, micro: int) -> dict:
         g = np.random.default_rng([cfg.seed, step, micro, rank])
         rows = [train_rows[i] for i in g.integers(0, len(train_rows), size=oc.batch_size - n_replay)]
-        for s in g.integers(0, max(1, len(replay) - 256), size=n_replay):
-            window = replay[s:s + 256].tolist()
+        for s in g.integers(0, max(1, len(replay) - REPLAY_WINDOW), size=n_replay):
+            window = replay[s:s + REPLAY_WINDOW].tolist()
             rows.append((window, window))
         batch = collate(rows, tok.pad_token_id)
         if cfg.sft_replay_weight is not None and n_replay:
