@@ -305,12 +305,18 @@ def features(question: str, hits: list[Hit], evidence: list[Evidence], bm25, gap
             "internal_logit_gap": max(0.0, internal_best - logits[0]) if internal_best is not None else 0.0}
 
 
+# Cross-encoder logits closer than this are one score: bf16 moves them by ~0.01, and a sentence an internal and a
+# public document both state scores the same up to such noise (it is not a staff procedure for being in both)
+LOGIT_TIE = 0.05
+
+
 def known_shortcut(feats: dict[str, float]) -> bool:
     """Whether a question the probability refuses may be answered for its nearness to a known question
     (Assistant.decide; the similarity it needs is chosen at calibration): not when it asks for an amount, a period or
     a number the best sentences do not state, not when an internal sentence outscores the public ones (a customer
-    asking a staff procedure), and not when a written question the documents do not answer comes closer."""
-    return (not feats["type_mismatch"] and feats["internal_logit_gap"] <= 0.0
+    asking a staff procedure; a tie is no outscoring), and not when a written question the documents do not answer
+    comes closer."""
+    return (not feats["type_mismatch"] and feats["internal_logit_gap"] <= LOGIT_TIE
             and feats["known_unanswerable_similarity"] < feats["known_similarity"])
 
 

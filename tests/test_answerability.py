@@ -172,6 +172,29 @@ def test_the_known_question_threshold_answers_only_what_pays_on_dev():
     # what the probability answers already, or what the path may not answer, leaves the path nothing to pay for
     assert choose_known_threshold(labels == 1, sims, eligible, labels, 2.0) == np.inf
     assert choose_known_threshold(none, sims, labels == 0, labels, 2.0) == np.inf
+    # of equally good thresholds the lowest: the dev half learned from makes the path look less needed than it is
+    tied = np.array([1, 0, 1, 0])  # answering down to 0.9 or down to 0.7 costs the same (one missed, one wrong)
+    assert choose_known_threshold(none, sims, eligible, tied, 1.0) == pytest.approx(0.65)
+    assert choose_known_threshold(none, sims, eligible, np.array([1, 0, 0, 0]), 1.0) == pytest.approx(0.85)
+    # never below the floor: a similarity under it is not a threshold to choose, however much it would pay
+    three = np.array([1, 1, 1, 0])  # down to 0.7 pays best (0.65), but 0.7 lies under the floor
+    assert choose_known_threshold(none, sims, eligible, three, 1.0) == pytest.approx(0.65)
+    assert choose_known_threshold(none, sims, eligible, three, 1.0, floor=0.75) == pytest.approx(0.8)
+    assert choose_known_threshold(none, sims, eligible, np.array([0, 0, 0, 1]), 1.0, floor=0.75) == np.inf
+
+
+def test_the_known_question_path_reads_a_near_tie_of_an_internal_and_a_public_sentence_as_a_tie():
+    """An internal sentence a hair above the best public one (the same sentence in both documents, bf16's rounding)
+    does not make a question a staff procedure; one that clearly outscores them does, and so does a missing type."""
+    from assistant.answerability import LOGIT_TIE, known_shortcut
+
+    feats = {"type_mismatch": 0.0, "internal_logit_gap": 0.0, "known_similarity": 0.7,
+             "known_unanswerable_similarity": 0.6}
+    assert known_shortcut(feats) and known_shortcut(feats | {"internal_logit_gap": 0.0006})
+    assert known_shortcut(feats | {"internal_logit_gap": LOGIT_TIE})
+    assert not known_shortcut(feats | {"internal_logit_gap": 0.5})
+    assert not known_shortcut(feats | {"type_mismatch": 1.0})
+    assert not known_shortcut(feats | {"known_unanswerable_similarity": 0.75})
 
 
 def test_the_unanswerable_margin_refuses_only_what_pays_on_dev():

@@ -79,6 +79,10 @@ class AnswerabilityConfig(BaseModel):
     # instead of 1,013 s of training on this project's 2 cores, the same dev AUC)
     seed: int = 0
     refusal_weight: float = 2.0  # threshold choice on dev: a wrong answer costs this many missed answers
+    known_similarity_floor: float = 0.5  # the known-question path's cosine is never chosen below this. MiniLM on
+    # the first dev split: paraphrases of one question median 0.63 (90% above 0.49), other questions on the same
+    # document median 0.31 (90% below 0.50). The suite's briefly trained model otherwise got 0.44, where bf16 flipped
+    # a decision through the path's guards; this project's model chooses 0.52 (customers) and 0.56 (staff) unfloored
     calibration_c: float = 0.3  # inverse L2 strength of the decision's logistic regression (picked by 5-fold CV on dev)
     dev_train_share: float = 0.5  # share of the dev split's cases (whole paraphrase groups) also learned from;
     # the rest calibrates the decision, so the threshold is never fitted on a question the model was trained on
@@ -494,20 +498,24 @@ def choose_margin(probs: np.ndarray, gaps: np.ndarray, labels: np.ndarray, thres
 
 
 def choose_known_threshold(answered: np.ndarray, sims: np.ndarray, eligible: np.ndarray, labels: np.ndarray,
-                           refusal_weight: float) -> float:
+                           refusal_weight: float, floor: float = 0.0) -> float:
     """The known-question similarity at and above which a question the probability refuses is answered anyway
     (`eligible`: assistant.answerability.known_shortcut holds and no internal rule refuses), minimising (missed
     answers + refusal_weight x wrong answers) on dev beside the `answered` ones; inf when no threshold pays. Among
-    equally good thresholds the highest, set halfway down to the next similarity seen (the path answers only what it
-    must)."""
-    grid = np.unique(np.concatenate([sims[eligible & ~answered], [math.inf]]))[::-1]  # high to low
+    equally good thresholds the lowest, set halfway down to the next similarity seen: half the dev split was learned
+    from, where the probability answers more than it will on customers' own words and leaves the path less to do —
+    the highest of equals erred toward refusing (second dev split, 2026-12-07: 0.640 answered 75.0% of the public
+    questions with a correct citation, 0.521 80.3%, for one not-answerable question more answered of 67). Never
+    below `floor`: under it a cosine says "the same subject", not "the same question", and the path's guards then
+    hang on which near-tied sentence the cross-encoder puts first."""
+    grid = np.unique(np.concatenate([sims[eligible & ~answered & (sims >= floor)], [math.inf]]))[::-1]  # high to low
     def cost(t: float) -> float:
         ans = answered | (eligible & (sims >= t))
         return float((~ans & (labels == 1)).sum() + refusal_weight * (ans & (labels == 0)).sum())
     costs = [cost(t) for t in grid]
-    best = int(np.argmin(costs))  # the first minimum: the highest threshold
-    if math.isinf(grid[best]):
+    if costs[0] <= min(costs):  # no threshold does better than no path
         return math.inf
+    best = max(i for i, c in enumerate(costs) if c == min(costs))  # the last minimum: the lowest threshold
     return float((grid[best] + grid[best + 1]) / 2) if best + 1 < len(grid) else float(grid[best])
 
 
@@ -539,13 +547,13 @@ def as_served(model, rows: list[dict[str, float]], roles: list[str]) -> tuple[np
 
 
 def known_thresholds(model, rows: list[dict[str, float]], ys: np.ndarray, roles: list[str],
-                     refusal_weight: float) -> dict[str, float]:
+                     refusal_weight: float, floor: float = 0.0) -> dict[str, float]:
     """Per role, the known-question cosine that answers a question the probability refuses (choose_known_threshold),
     `model`'s calibration deciding the rest as it serves."""
     answered, path, sims = as_served(model, rows, roles)
     role = np.array(roles)
     return {r: choose_known_threshold(answered[role == r], sims[role == r], path[role == r], ys[role == r],
-                                      refusal_weight) for r in sorted(set(roles))}
+                                      refusal_weight, floor) for r in sorted(set(roles))}
 
 
 def _finite(x: float) -> float | None:
@@ -681,7 +689,7 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
                    if cases is not None else [])
         more, more_ys, more_roles = dev_features(assistant, served, learned, cfg.role_thresholds)
         known_t = known_thresholds(served, rows + more, np.concatenate([ys, more_ys]), roles + more_roles,
-                                   cfg.refusal_weight)
+                                   cfg.refusal_weight, cfg.known_similarity_floor)
         calibration["known_thresholds"] = known_t
         out["known_threshold"] = _finite(known_t["customer"])
         if cfg.unanswerable_veto:  # over what the probability and the path answer, the whole dev split
