@@ -52,6 +52,7 @@ class _Turn:
     streamed: bool = False  # its text already went out as tokens
     usage: dict = field(default_factory=dict)
     answerability: float | None = None
+    fallback: str | None = None  # the backend that quoted the answer when the one asked failed the checks
 
 
 class Assistant:
@@ -180,6 +181,7 @@ class Assistant:
                         timings_ms=timings, guards=[v.to_json() for v in verdicts], session_id=session.session_id)
         answer.usage = turn.usage
         answer.answerability = turn.answerability
+        answer.fallback = turn.fallback
         session.history.append((redacted, turn.text))
         if self.audit is not None:
             answer.interaction_id = self.audit.record(
@@ -224,21 +226,20 @@ class Assistant:
         request = GenerationRequest(standalone, hits, build_messages(standalone, hits, self.settings.contact_fallback,
                                                                      session.history), session.history, decision)
         usage = Usage()
-        check = self.guards.output.start(hits, role, own_pii=set(session.pii.values()))
         yield "status", "writing the answer"
-        t_gen, guard_ms, streamed = time.perf_counter(), 0.0, False
-        for piece in gen.stream(request, usage):
-            t = time.perf_counter()
-            ready = check.feed(piece)
-            guard_ms += (time.perf_counter() - t) * 1000
-            for sentence in ready:
-                streamed = True
-                yield "token", session.restore(sentence)
-        t = time.perf_counter()
-        for sentence in check.finish():
-            streamed = True
-            yield "token", session.restore(sentence)
-        guard_ms += (time.perf_counter() - t) * 1000
+        t_gen = time.perf_counter()
+        check, streamed, guard_ms = yield from self._checked(gen, request, role, session, usage)
+        fallback = None
+        dropped = [v for v in check.verdicts if not v.passed] if check.refused and check.raw_cited else []
+        if (dropped and decision is not None and decision.answerable and self.settings.answer_fallback != "off"
+                and gen is not self.generator(self.settings.answer_fallback)):
+            # The passages answer (the decision said so) but all the backend wrote failed the checks: the customer
+            # gets the sentences the decision chose, quoted, rather than a refusal of an answerable question
+            fallback = self.settings.answer_fallback
+            verdicts += check.verdicts
+            verdicts.append(Verdict("fallback", True, f"{dropped[0].rail}: {dropped[0].detail} — quoted by {fallback}"))
+            check, streamed, more_ms = yield from self._checked(self.generator(fallback), request, role, session, usage)
+            guard_ms += more_ms
         timings["generate"] = (time.perf_counter() - t_gen) * 1000 - guard_ms
         timings["guard_output"] = guard_ms
         verdicts += check.verdicts or [Verdict("output", True, ms=guard_ms)]
@@ -253,7 +254,26 @@ class Assistant:
             return _Turn(text, True, reason, usage=used, answerability=decision and decision.probability)
         citations = [self._citation(n, hits[n - 1]) for n in check.cited]
         return _Turn(check.text, False, citations=citations, streamed=streamed, usage=used,
-                     answerability=decision and decision.probability)
+                     answerability=decision and decision.probability, fallback=fallback)
+
+    def _checked(self, gen, request: GenerationRequest, role: str, session: Session, usage: Usage):
+        """Streams `gen`'s answer through the output rails sentence by sentence; yields the sentences that pass,
+        returns (the check, whether any went out, ms spent checking)."""
+        check = self.guards.output.start(request.hits, role, own_pii=set(session.pii.values()))
+        guard_ms, streamed = 0.0, False
+        for piece in gen.stream(request, usage):
+            t = time.perf_counter()
+            ready = check.feed(piece)
+            guard_ms += (time.perf_counter() - t) * 1000
+            for sentence in ready:
+                streamed = True
+                yield "token", session.restore(sentence)
+        t = time.perf_counter()
+        for sentence in check.finish():
+            streamed = True
+            yield "token", session.restore(sentence)
+        guard_ms += (time.perf_counter() - t) * 1000
+        return check, streamed, guard_ms
 
     def decide(self, question: str, hits: list[Hit], role: str = "customer", model=None):
         """The answerability model's (or `model`'s: one being calibrated) decision over the passages' best

@@ -118,6 +118,7 @@ class Answer:
     session_id: str | None = None
     interaction_id: str | None = None  # the audit log's id: feedback refers to it
     answerability: float | None = None  # the answerability model's P(the passages answer), when it decided
+    fallback: str | None = None  # the backend that quoted the answer because the one asked failed the checks
 
     def to_json(self) -> dict:
         return {
@@ -134,5 +135,6 @@ class Answer:
             "session_id": self.session_id,
             "interaction_id": self.interaction_id,
             "answerability": None if self.answerability is None else round(self.answerability, 4),
+            "fallback": self.fallback,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }

@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     private_question_tokens: int = Field(
         40, description="The in-process private model reads only the question's last this many tokens (0 = all of it): "
                        "a customer's story states its question last, and the details before it crowd a small model.")
+    answer_fallback: Literal["extractive", "off"] = Field(
+        "extractive", description="When the answerability decision found the passages answer a question but every "
+                                  "sentence a generative backend (hosted, private) wrote failed the output checks, "
+                                  "quote the sentences the decision chose (the extractive backend) instead of "
+                                  "refusing; the answer says so (`fallback`). A backend's own refusal stands. off: "
+                                  "refuse, as the backend's answer alone measures.")
     private_defer_refusal: bool = Field(
         True, description="When the answerability decision passes a question, the in-process private model may not "
                            "open its answer with a refusal: the decision refuses, not the model.")

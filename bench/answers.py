@@ -46,6 +46,8 @@ def print_breakdown(name: str, r: dict, verbose: bool) -> None:
     print(f"    refusal precision                       : {r['refusal_precision'] or 0:.3f}")
     print(f"    faithfulness / figures not in citations : {r['faithfulness'] or 0:.3f} / {r['unsupported_figures']}")
     print(f"    paraphrase consistency                  : {_pct(r['paraphrase_consistency'])}")
+    if r.get("fallback_answers", {}).get("rate"):
+        print(f"    answers quoted by the fallback          : {_pct(r['fallback_answers'])} (of those answered)")
     print("    by voice (public answered, cited)       : " + ", ".join(f"{v} {_pct(x)}" for v, x in r["by_voice"].items()))
     print("    by phenomenon                           : " + ", ".join(f"{v} {_pct(x)}" for v, x in r["by_phenomenon"].items()))
     print(f"    latency p50 / p95                       : {r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f} ms")

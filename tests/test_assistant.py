@@ -180,6 +180,41 @@ def test_hosted_reply_without_citation_counts_as_refusal(kb_store_dir, embedder)
     assert ans.refused and not ans.citations
 
 
+def test_an_answer_that_fails_the_checks_is_quoted_from_the_documents_when_the_decision_found_they_answer(
+        kb_store_dir, embedder, answerability):
+    """The answerability decision passes the question, the hosted model states a figure no passage holds: the output
+    rail drops it and the customer gets the extractive backend's quote, flagged as such, rather than a refusal. Off,
+    it is refused; a model that declines is refused either way (its own refusal stands)."""
+    from assistant.pipeline import Assistant
+
+    _, registry, version = answerability
+    q = "What is the standard deductible for a comprehensive car insurance claim?"
+
+    def assistant(server, **overrides):
+        return Assistant(make_settings(kb_store_dir, answerability_model=str(registry.path(version)),
+                                       hosted_base_url=server.base_url, hosted_api_key="sk-test-123",
+                                       hosted_model="gpt-test", **overrides), embedder=embedder)
+
+    with FakeOpenAI("Comprehensive own-damage claims have a EUR 999 deductible [1].") as server:
+        a = assistant(server)
+        events = list(a.stream(q, backend="hosted"))
+        off = assistant(server, answer_fallback="off").ask(q, backend="hosted")
+    answer = [v for k, v in events if k == "answer"][0]
+    quoted = a.ask(q, backend="extractive")
+    assert not quoted.refused and quoted.fallback is None
+    assert not answer.refused and answer.fallback == "extractive" and answer.backend == "hosted"
+    assert answer.answer == quoted.answer and "999" not in answer.answer and answer.citations
+    assert "".join(v for k, v in events if k == "token") == answer.answer  # only the quote went out
+    rails = [g["rail"] for g in answer.guards]
+    assert "fallback" in rails and rails.index("answerability") < rails.index("fallback")
+    assert answer.to_json()["fallback"] == "extractive"
+    assert off.refused and off.fallback is None and off.refusal_reason.startswith("output_guard")
+
+    with FakeOpenAI("I cannot answer that from the company's documents; please call 0800 555 0142.") as server:
+        declined = assistant(server).ask(q, backend="hosted")
+    assert declined.refused and declined.fallback is None and not declined.citations
+
+
 def test_hosted_follow_up_is_condensed_by_the_model(kb_store_dir, embedder):
     def reply(body):
         last = body["messages"][-1]["content"]

@@ -151,8 +151,9 @@ def run(cfg: TrainConfig, run_dir: Path, out: Path) -> dict:
                 ppl[name]["general_perplexity"] = perplexity(path, general, cfg.pretrain.seq_len,
                                                              cfg.eval.heldout_batches)["perplexity"]
 
+    # answer_fallback off: the report card measures what each model writes, never the extractive quote standing in
     settings = get_settings().model_copy(update={"private_model_path": str(stages["aligned"]), "temperature": 0.0,
-                                                 "store_dir": run_dir / "sft" / "store"})
+                                                 "store_dir": run_dir / "sft" / "store", "answer_fallback": "off"})
     assistant = Assistant(settings, store=KnowledgeStore(settings.store_dir, settings.collection))
     if open_base:  # the general model given the same RAG prompt and rails: what fine-tuning must beat
         from assistant.generators.private import PrivateGenerator

@@ -98,6 +98,8 @@ def breakdown(assistant, cases: list[dict], backend: str) -> dict:
     faithful = [r.faithfulness for r in answered if r.faithfulness is not None]
     out["faithfulness"] = float(np.mean(faithful)) if faithful else None
     out["unsupported_figures"] = sum(r.unsupported_figures for r in answered)
+    # answers the extractive fallback quoted because the backend's own failed the checks (Settings.answer_fallback)
+    out["fallback_answers"] = share(r.fallback is not None for r in answered)
     out["unsupported_answers"] = [{"question": r.question, "answer": r.answer[:300]} for r in answered
                                   if r.unsupported_figures]  # the target is none: each one is read
     refusals = [customer[c["id"]] for c in cases if customer[c["id"]].refused]

@@ -37,6 +37,7 @@ class Record:
     refused: bool = False
     refusal_reason: str | None = None
     handoff: str | None = None
+    fallback: str | None = None  # the backend that quoted the answer because the one asked failed the checks
     answer_f1: float | None = None
     rouge_l: float | None = None
     semantic: float | None = None
@@ -122,7 +123,7 @@ def _answer_and_score(assistant, case: dict, backend: str, role: str, gen, retri
     usage = ans.usage or {}
     r = Record(id=case["id"], backend=backend, role=role, question=case["question"], reference=case.get("reference") or "",
                expected_refusal=expected, answer=ans.answer, refused=ans.refused, refusal_reason=ans.refusal_reason,
-               handoff=ans.handoff, latency_ms=latency, prompt_tokens=usage.get("prompt_tokens", 0),
+               handoff=ans.handoff, fallback=ans.fallback, latency_ms=latency, prompt_tokens=usage.get("prompt_tokens", 0),
                completion_tokens=usage.get("completion_tokens", 0), left_company=bool(getattr(gen, "leaves_company", False)),
                answerability=ans.answerability)
     r.cost_usd = cost(assistant.settings, backend, r.prompt_tokens, r.completion_tokens, latency)

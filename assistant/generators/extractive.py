@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 
 from assistant.answerability import candidates as passage_sentences
-from assistant.answerability import chosen_sentences, passage_parts, split_sentences, term_support
+from assistant.answerability import chosen_sentences, passage_parts, split_sentences, term_support, text_sentences
 from assistant.generators.base import GenerationRequest, Usage
 from assistant.store import analyze
 from assistant.vocabulary import expand
@@ -61,6 +61,22 @@ def with_antecedents(hits, picked: list[tuple[int, str]]) -> list[tuple[int, str
                     and (n, before) not in out and (n, before) not in picked):
                 out.append((n, before))
         if (n, sentence) not in out:
+            out.append((n, sentence))
+    return out
+
+
+def whole(hits, picked: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """A sentence the candidates cut where a wrapped line starts with a figure ("We send your renewal notice at
+    least" | "21 days before the renewal date, ...": the decision reads lines so, see answerability.unwrap) is quoted
+    whole, once, in place of its pieces."""
+    out: list[tuple[int, str]] = []
+    for n, sentence in picked:
+        for w in text_sentences(passage_parts(hits[n - 1].chunk)[1], figures=True):
+            w = w.replace("**", "").strip(" -•*|\t")
+            if len(w) > len(sentence) and w.startswith(sentence):
+                sentence = w
+                break
+        if not any(m == n and sentence in t for m, t in out):
             out.append((n, sentence))
     return out
 
@@ -157,6 +173,7 @@ class ExtractiveGenerator:
             rank.setdefault(e.n, i)
         picked = headed(request.hits, [(e.n, e.sentence) for e in sorted(chosen, key=lambda e: (rank[e.n], e.order))],
                         s.extractive_max_sentences)
+        picked = whole(request.hits, picked)
         return with_antecedents(request.hits, picked) if s.extractive_antecedents else picked
 
     def stream(self, request: GenerationRequest, usage: Usage | None = None) -> Iterator[str]:

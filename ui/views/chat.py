@@ -88,6 +88,8 @@ with st.chat_message("assistant"):
     caption = f"{BACKEND_LABELS[backend]} · answered for a {answer.role} · {answer.timings_ms['total']:.0f} ms"
     if answer.handoff:
         caption += " · handed over to our team"
+    if answer.fallback:  # the backend's own answer failed the checks; the documents' sentences stand in for it
+        caption += " · quoted from the documents"
     st.caption(caption)
 messages.append({"role": "assistant", "content": answer.answer, "citations": answer.citations, "guards": answer.guards,
                  "caption": caption, "interaction_id": answer.interaction_id})

@@ -52,7 +52,10 @@ with single:
                 st.caption("not answered yet" if available[name][0] else f"unavailable: {available[name][1]}")
                 continue
             ans, rec = results[name]
-            (st.warning if ans.refused else st.success)("refused" if ans.refused else "answered")
+            if ans.fallback:  # what this backend wrote failed the checks: the comparison must show it
+                st.info(f"its answer failed the checks; quoted from the documents ({ans.fallback})")
+            else:
+                (st.warning if ans.refused else st.success)("refused" if ans.refused else "answered")
             st.markdown(ans.answer)
             render_sources(ans.citations, assistant.store, key=f"cmp-{name}")
             render_verdicts(ans.guards, key=f"cmp-{name}")
