@@ -68,10 +68,11 @@ def with_antecedents(hits, picked: list[tuple[int, str]]) -> list[tuple[int, str
 def whole(hits, picked: list[tuple[int, str]]) -> list[tuple[int, str]]:
     """A sentence the candidates cut where a wrapped line starts with a figure ("We send your renewal notice at
     least" | "21 days before the renewal date, ...": the decision reads lines so, see answerability.unwrap) is quoted
-    whole, once, in place of its pieces."""
+    whole, once, in place of its pieces. Only a piece that ends without a full stop can have been cut."""
     out: list[tuple[int, str]] = []
     for n, sentence in picked:
-        for w in text_sentences(passage_parts(hits[n - 1].chunk)[1], figures=True):
+        cut = sentence[-1] not in ".!?:"
+        for w in text_sentences(passage_parts(hits[n - 1].chunk)[1], figures=True) if cut else []:
             w = w.replace("**", "").strip(" -•*|\t")
             if len(w) > len(sentence) and w.startswith(sentence):
                 sentence = w
