@@ -60,6 +60,7 @@ def test_openai_sdk_answers_with_citations_streaming_and_not(api):
     assert "12 months" in done.choices[0].message.content and done.choices[0].finish_reason == "stop"
     rag = done.model_extra["rag"]
     assert rag["citations"][0]["source"] == "privacy-notice.html" and not rag["refused"]
+    assert "fallback" in rag and rag["fallback"] is None  # the backend asked wrote it (Answer.fallback otherwise)
     assert {g["rail"] for g in rag["guards"]} >= {"injection", "output"}
     assert all(set(g) == {"rail", "passed"} for g in rag["guards"]), "customers do not see the detectors' details"
 

@@ -159,7 +159,7 @@ def create_app(settings=None, assistant=None) -> FastAPI:
                        guards=answer.guards if full else [{"rail": g["rail"], "passed": g["passed"]} for g in answer.guards],
                        refused=answer.refused, handoff=answer.handoff, interaction_id=answer.interaction_id,
                        refusal_reason=answer.refusal_reason if full else (answer.refusal_reason or "").split(":")[0] or None,
-                       role=answer.role, standalone_question=answer.standalone_question)
+                       role=answer.role, standalone_question=answer.standalone_question, fallback=answer.fallback)
 
     def usage(answer) -> Usage:
         p, c = answer.usage.get("prompt_tokens", 0), answer.usage.get("completion_tokens", 0)

@@ -53,6 +53,7 @@ class RagInfo(BaseModel):
     interaction_id: str | None = None
     role: str
     standalone_question: str | None = None  # the follow-up rewritten with the conversation's context, if it was
+    fallback: str | None = None  # the backend that quoted the answer because the one asked failed the output checks
 
 
 class ChoiceMessage(BaseModel):
