@@ -389,6 +389,9 @@ class AnswerabilityModel:
         self.calibration = (json.loads(cal.read_text()) if cal.exists()
                             else {"weights": {"best_logit": 1.0}, "bias": 0.0, "threshold": 0.5})
         self._lock = threading.Lock()  # one scoring at a time: two torch calls only fight over the cores
+        # the known-question path's encoder (training/question_matcher.py); a version without one matches with the
+        # store's embedder
+        self.matcher_path = str(folder / "matcher") if (folder / "matcher").exists() else None
         self.bf16 = bf16  # the `cpu_bf16` setting: calibration scores as serving does
 
     def logits(self, question: str, texts: list[str]) -> np.ndarray:

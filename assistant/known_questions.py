@@ -16,6 +16,7 @@ generation or a file changes, its vectors kept beside the store so a restart emb
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -117,6 +118,13 @@ class KnownQuestions:
         files = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in self.files if f.exists())
         return self.store.manifest.generation(), files, self.model_path
 
+    def cache_path(self) -> Path:
+        """Where the vectors are kept: one file per encoder (the store's embedder, each answerability version's
+        question matcher), so that calibrating a new version does not evict the served one's."""
+        if self.model_path == str(self.store.embedding_model):
+            return self.store.dir / "known_questions.npz"
+        return self.store.dir / f"known_questions-{hashlib.sha1(self.model_path.encode()).hexdigest()[:12]}.npz"
+
     def entries(self, chunks=None) -> list[tuple[str, str, str]]:
         """(question, chunk id, sentence) for every known question the store's documents answer now."""
         from assistant.answerability import candidates
@@ -154,7 +162,7 @@ class KnownQuestions:
             chunks = [c for c, _ in self.store.fetch(self.store.all_ids()).values()]
             rows = self.entries(chunks)
             internal = {c.chunk_id for c in chunks if c.audience == "internal"}
-            cache = self.store.dir / "known_questions.npz"
+            cache = self.cache_path()
             known: dict[str, np.ndarray] = {}
             if cache.exists():  # vectors of an earlier build: a restart or a small change embeds little
                 saved = np.load(cache, allow_pickle=False)

@@ -74,12 +74,27 @@ class Assistant:
         from assistant.answerability import get_answerability
 
         self.answerability = get_answerability(self.settings)  # None: the backends' own rules decide
-        from assistant.known_questions import KnownQuestions
-
-        self.known = KnownQuestions.from_settings(store, embedder, self.settings)
+        self._known: dict = {}  # the known-question index per encoder (the served model's matcher, or the store's)
         self.guards = Guardrails(self.settings, store, embedder, self.retriever)
         self._audit = None
         self._generators: dict = {}
+
+    @property
+    def known(self):
+        """The known-question index the served answerability model matches with."""
+        return self.known_for(self.answerability)
+
+    def known_for(self, model):
+        """The known-question index for `model`: over its question matcher's vectors, or the store embedder's."""
+        from assistant.known_questions import KnownQuestions
+
+        path = getattr(model, "matcher_path", None)
+        if path not in self._known:
+            from assistant.embeddings import get_embedder
+
+            encoder = get_embedder(path) if path else self.embedder
+            self._known[path] = KnownQuestions.from_settings(self.store, encoder, self.settings)
+        return self._known[path]
 
     @property
     def audit(self):
@@ -288,19 +303,20 @@ class Assistant:
         scored = (internal, prerank(question, [internal], self.embedder, bm25, 4)) if internal else None
         # the nearest known question the passages answer (shown to staff); for a customer, a known question of an
         # internal document that comes closer than it is a staff procedure
-        vector = self.embedder.embed_one(expand(question))
-        match = self.known.best(vector, [h.chunk.chunk_id for h in hits])
-        staff_match = self.known.best_internal(vector) if role == "customer" else None
-        unanswerable = self.known.best_unanswerable(vector, question)
+        model = model or self.answerability
+        index = self.known_for(model)
+        vector = index.embedder.embed_one(expand(question))
+        match = index.best(vector, [h.chunk.chunk_id for h in hits])
+        staff_match = index.best_internal(vector) if role == "customer" else None
+        unanswerable = index.best_unanswerable(vector, question)
         similarity = match.similarity if match else 0.0
         known = {"known_similarity": similarity,
                  "known_unanswerable_similarity": unanswerable[1] if unanswerable else 0.0,
                  "known_internal_gap": max(0.0, staff_match.similarity - similarity) if staff_match else 0.0}
-        model = model or self.answerability
         decision = model.decide(expand(question), hits, evidence, bm25, gap, scored, role, known)
         decision.known = match
         best = next((e for e in decision.evidence if e.logit is not None), None)
-        decision.features["known_document"] = float(best is not None and self.known.covers(hits[best.n - 1].chunk.doc_id))
+        decision.features["known_document"] = float(best is not None and index.covers(hits[best.n - 1].chunk.doc_id))
         penalize_other_products(question, hits, decision.evidence, self.settings.product_mismatch_penalty)
         penalize_other_rows(question, decision.evidence, self.settings.row_mismatch_penalty)
         # A question that comes as close to a known question as customers' paraphrases of it do is answered though

@@ -104,6 +104,15 @@ def main(argv: list[str] | None = None) -> int:
         from assistant.known_questions import KnownQuestions
 
         n = KnownQuestions.from_settings(store, None, settings, ingestor.model_path).refresh()
+        # and under the served answerability model's question matcher, which the assistant matches with
+        from assistant.answerability import AnswerabilityError, resolve
+
+        try:
+            served = resolve(settings.answerability_model, Path(settings.answerability_dir))
+        except AnswerabilityError:
+            served = None  # the assistant says so when it starts; the documents are in
+        if served and (served / "matcher").exists():
+            KnownQuestions.from_settings(store, None, settings, str(served / "matcher")).refresh()
         console.print(f"known questions: {n}")
 
     if args.list:

@@ -80,6 +80,7 @@ def answerability(tmp_path_factory, embedder):
     from assistant.pipeline import Assistant
     from ingest.pipeline import Ingestor
     from training.answerability import AnswerabilityConfig, run
+    from training.question_matcher import MatcherConfig
     from training.registry import Registry
 
     root = tmp_path_factory.mktemp("answerability")
@@ -93,7 +94,8 @@ def answerability(tmp_path_factory, embedder):
     dev.write_text("".join(ln + "\n" for ln in (ROOT / "data/eval/customer_voice.dev.jsonl").read_text().splitlines()
                            if HELD_OUT not in ln))
     registry = Registry(root / "registry", "answerability-models")
-    version = run(AnswerabilityConfig(max_steps=140, batch_size=32), registry, assistant, dev, progress=False)
+    version = run(AnswerabilityConfig(max_steps=140, batch_size=32, matcher=MatcherConfig(max_steps=10)), registry,
+                  assistant, dev, progress=False)
     registry.promote(version, "test")
     return settings, registry, version
 

@@ -302,7 +302,7 @@ def test_a_question_as_close_to_a_known_one_as_its_paraphrases_is_answered_thoug
     assert not answer.refused and answer.citations[0].source == "travel-faq.jsonl", answer.answer
     verdict = next(v for v in answer.guards if v["rail"] == "answerability")
     assert "(>= 0.80: answered by it)" in verdict["detail"] and verdict["passed"], verdict
-    assert kb_assistant.known.best(kb_assistant.embedder.embed_one(expand(q)),
+    assert kb_assistant.known.best(kb_assistant.known.embedder.embed_one(expand(q)),
                                    [h.chunk.chunk_id for h in hits]).question == decision.known.question
 
 
@@ -605,7 +605,8 @@ def test_known_questions_follow_the_store(kb_copy, embedder, tmp_path):
             {"near": doc, "question": "do you insure hovercraft?", "answerable": False}]
     written = tmp_path / "written.jsonl"
     written.write_text("\n".join(json.dumps(r) for r in rows))
-    settings = make_settings(kb_copy, known_question_files=[str(written)], audit_enabled=False)
+    settings = make_settings(kb_copy, known_question_files=[str(written)], audit_enabled=False,
+                             answerability_model="off")  # the index over the store's embedder, whatever is served
     a = Assistant(settings, embedder=embedder)
     index = a.known
     faq = sum(1 for c, _ in a.store.fetch(a.store.all_ids()).values() if re.search(r"Q:\s*.+\?", c.text))
@@ -646,12 +647,64 @@ def test_known_questions_follow_the_store(kb_copy, embedder, tmp_path):
     assert index.refresh() == faq and not [e for e in index.entries() if e[0] == rows[0]["question"]]
 
 
+def test_the_question_matcher_is_the_versions_own_and_draws_paraphrases_together(answerability, kb_assistant, kb_copy,
+                                                                                  monkeypatch):
+    """The known-question path matches with the version's question matcher (a sentence-transformers folder trained
+    on the written paraphrase groups): it learned to put paraphrases nearer than the not-answerable question nearest
+    them, the served decision's cosines are its cosines, and ingesting keeps its vectors ready."""
+    from sentence_transformers import SentenceTransformer
+
+    from assistant.vocabulary import expand
+    from ingest.__main__ import main as ingest_main
+    from training.question_matcher import pairs
+
+    _, registry, version = answerability
+    folder = registry.path(version)
+    metrics = registry.metadata(version)["metrics"]
+    assert metrics["matcher_steps"] == 10 and metrics["matcher_pairs"] > 1000
+    matcher = SentenceTransformer(str(folder / "matcher"), device="cpu")
+    base = SentenceTransformer(kb_assistant.settings.embedding_model_path, device="cpu")
+    data = pairs(kb_assistant.settings.known_question_files, base, 0, 5)
+
+    def gap(model) -> float:  # paraphrase cosine minus hard-negative cosine, over pairs it trained on first
+        a, p, n = (model.encode(data[k][:256], normalize_embeddings=True, show_progress_bar=False)
+                   for k in ("anchor", "positive", "negative"))
+        return float(np.mean((a * p).sum(1) - (a * n).sum(1)))
+
+    assert gap(matcher) > gap(base) + 0.01, (gap(matcher), gap(base))
+
+    index = kb_assistant.known
+    assert index.embedder.model_path == str(folder / "matcher") and index.refresh() > 100
+    assert index.cache_path().exists() and index.cache_path().name != "known_questions.npz"
+    q = "a stone chipped my windshield, do i pay if you repair it"
+    d = kb_assistant.decide(q, kb_assistant.retriever.retrieve(q, threshold=-1.0))
+    asked, known = matcher.encode([expand(q), expand(d.known.question)], normalize_embeddings=True)
+    assert abs(d.known.similarity - float(asked @ known)) < 0.01, (d.known, float(asked @ known))
+
+    # the ingest command embeds the known questions under the served version's matcher too
+    served = matcher_index(kb_copy, folder)
+    for f in kb_copy.glob("known_questions-*.npz"):
+        f.unlink()
+    monkeypatch.setenv("ASSISTANT_ANSWERABILITY_MODEL", str(folder))
+    assert ingest_main(["--store", str(kb_copy), str(SAMPLE_KB / "service" / HELD_OUT), "--quiet"]) == 0
+    assert served.cache_path().exists()
+
+
+def matcher_index(store_dir, folder):
+    """The known-question index a process serving the version in `folder` reads from `store_dir`."""
+    from assistant.known_questions import KnownQuestions
+    from assistant.store import KnowledgeStore
+
+    store = KnowledgeStore(store_dir)
+    return KnownQuestions(store, None, [], model_path=str(folder / "matcher"))
+
+
 def test_staff_see_the_nearest_known_question_and_a_customer_asking_a_staff_procedure_is_refused(kb_assistant):
     from assistant.vocabulary import expand
 
     q = "my windshield got a chip from a stone, do i pay anything if you fix it rather than replace it"
     hits = kb_assistant.retriever.retrieve(q, threshold=-1.0)
-    match = kb_assistant.known.best(kb_assistant.embedder.embed_one(expand(q)), [h.chunk.chunk_id for h in hits])
+    match = kb_assistant.known.best(kb_assistant.known.embedder.embed_one(expand(q)), [h.chunk.chunk_id for h in hits])
     assert match is not None and kb_assistant.decide(q, hits).known == match
     verdict = next(v for v in kb_assistant.ask(q, role="staff").guards if v["rail"] == "answerability")
     assert f"nearest known question {match.similarity:.2f}" in verdict["detail"], verdict  # staff see why

@@ -160,7 +160,7 @@ def cmd_models(reg, args) -> int:
 
 
 def _overrides(pairs: list[str]) -> dict:
-    return {k: json.loads(v) if v[:1] in "0123456789[" or v in ("true", "false") else v
+    return {k: json.loads(v) if v[:1] in "0123456789[{" or v in ("true", "false") else v
             for k, v in (kv.split("=", 1) for kv in pairs)}
 
 
@@ -201,7 +201,7 @@ def cmd_answerability(reg, args) -> int:
         hold = split_dev(load_cases(dev), trained.dev_train_share, trained.seed)[1] if dev else None
         # the version's own settings, with any --set on top (e.g. refusal_weight=3)
         figures = calibrate(reg.path(args.calibrate), Assistant(settings), dev,
-                            trained.model_copy(update=_overrides(args.set)), hold)
+                            AnswerabilityConfig.model_validate({**trained.model_dump(), **_overrides(args.set)}), hold)
         reg.update(args.calibrate, metrics={**(reg.metadata(args.calibrate).get("metrics") or {}), **figures})
         reg.audit("calibrate", args.calibrate, reason=f"decision refitted on {dev}")
         print(f"recalibrated {args.calibrate}: {json.dumps(figures)}")

@@ -33,6 +33,7 @@ from assistant.answerability import DURATION
 from assistant.known_questions import chunks_by_file, content_words, quoted_sentence, read_rows
 from assistant.precision import use_bf16
 from training.config import ROOT
+from training.question_matcher import MatcherConfig, train_matcher
 from training.retriever import near_copy_of
 
 DEV_SET = ROOT / "data" / "eval" / "customer_voice.dev.jsonl"
@@ -94,6 +95,7 @@ class AnswerabilityConfig(BaseModel):
     # naming no product line the question does not: KnownQuestions.best_unanswerable); [] = off. Customers: test not
     # answerable refused 57.4 -> 70.2%, public answered with a correct citation 82.4 -> 78.6%. Not staff: the written
     # questions are mostly customers' and a staff procedure's known ones few (eval.jsonl staff 100 -> 90.9%)
+    matcher: MatcherConfig = MatcherConfig()  # the known-question path's own encoder (training/question_matcher.py)
     role_thresholds: bool = True  # every calibration case asked by both roles, a threshold for each (staff see
     # internal passages: their best sentences score otherwise)
 
@@ -653,6 +655,11 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
 
     calibration: dict = {"weights": {"best_logit": 1.0}, "bias": 0.0, "threshold": 0.5, "fitted_on": None}
     out: dict = {}
+    if cfg.matcher.enabled and not (path / "matcher").exists():  # a stage of training; a version without one gets it
+        from training.retriever import resolve_model
+
+        out |= train_matcher(path / "matcher", assistant.settings.known_question_files, resolve_model(cfg.base, None),
+                             cfg.matcher, cfg.bf16)
     if dev and Path(dev).exists():
         served = AnswerabilityModel(path, assistant.settings.cpu_bf16)
         rows, ys, roles = dev_features(assistant, served, cases if cases is not None else load_cases(dev),
