@@ -164,7 +164,9 @@ def test_instruction_data_is_grounded_and_never_uses_eval_questions(trained):
     assert not {e["question"].lower() for e in examples} & eval_qs
     for e in examples:
         if e["kind"] == "grounded":
-            context = " ".join(e["messages"][-1]["content"].split())
+            # markdown bold dropped: quotes are of the cleaned sentences ("- **Comprehensive**: all of…" is quoted
+            # "Comprehensive: all of…"), the prompt shows the passage as written
+            context = " ".join(e["messages"][-1]["content"].split()).replace("**", "")
             # Every quoted sentence is in the prompt the model sees: the teacher never invents.
             for sentence in re.split(r"\s*\[\d+\]\s*", e["answer"]):
                 core = " ".join(sentence.split()).rstrip(".")
