@@ -36,7 +36,7 @@ ocr:  ## the OCR engine for scanned PDFs (apt)
 ingest: install ocr  ## ingest the sample knowledge base (idempotent: unchanged documents are skipped)
 	$(PY) -m ingest data/sample_kb
 
-# The answer-or-refuse model learns from the ingested documents: trained once (12 min on 2 cores with native bf16), then reused; after
+# The answer-or-refuse model learns from the ingested documents: trained once (10 to 15 min on 2 cores with native bf16, question matcher included), then reused; after
 # the documents change, `.venv/bin/python -m training answerability` retrains it.
 decide: ingest  ## train, calibrate and promote the answerability model unless one is promoted already
 	@test -f var/answerability/PROMOTED || $(PY) -m training answerability
