@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from assistant.known_questions import read_rows
+from assistant.known_questions import _norm, read_rows  # a quote as the known-question index compares it
 from assistant.precision import use_bf16
 
 
@@ -38,10 +38,6 @@ class MatcherConfig(BaseModel):
     hard_negatives_from: int = 5  # the hard negative is drawn from the anchor's N nearest not-answerable questions
     max_steps: int = -1
     seed: int = 0
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).lower()
 
 
 def pairs(files: list[str | Path], base, seed: int, nearest: int) -> dict[str, list[str]]:
