@@ -62,11 +62,16 @@ def text_sentences(text: str, figures: bool = False) -> list[str]:
     return [s for s in _SENTENCE.split(unwrap(text, figures)) if s.strip()]
 
 
+def clean_sentence(s: str) -> str:
+    """A sentence as it is quoted: no Markdown bold, list bullet, table bar or FAQ label."""
+    return _LABEL.sub("", s.replace("**", "").strip(" -•*|\t"))
+
+
 def split_sentences(text: str) -> list[str]:
     """The sentences that can state an answer (not headings, labels or fragments)."""
     out = []
     for s in text_sentences(text):
-        s = _LABEL.sub("", s.replace("**", "").strip(" -•*|\t"))
+        s = clean_sentence(s)
         if len(s) >= 25 and len(s.split()) >= 4 and not s.startswith("#"):
             out.append(s)
     return out

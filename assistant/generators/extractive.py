@@ -15,7 +15,8 @@ import re
 from collections.abc import Iterator
 
 from assistant.answerability import candidates as passage_sentences
-from assistant.answerability import chosen_sentences, passage_parts, split_sentences, term_support, text_sentences
+from assistant.answerability import (chosen_sentences, clean_sentence, passage_parts, split_sentences, term_support,
+                                     text_sentences)
 from assistant.generators.base import GenerationRequest, Usage
 from assistant.store import analyze
 from assistant.vocabulary import expand
@@ -73,7 +74,7 @@ def whole(hits, picked: list[tuple[int, str]]) -> list[tuple[int, str]]:
     for n, sentence in picked:
         cut = sentence[-1] not in ".!?:"
         for w in text_sentences(passage_parts(hits[n - 1].chunk)[1], figures=True) if cut else []:
-            w = w.replace("**", "").strip(" -•*|\t")
+            w = clean_sentence(w)  # as the candidates were cleaned, so that the piece is its start
             if len(w) > len(sentence) and w.startswith(sentence):
                 sentence = w
                 break
