@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -13,8 +14,11 @@ os.environ["ANONYMIZED_TELEMETRY"] = "False"
 # Hermetic: a model promoted in this checkout's var/ must not change what the tests see. The `answerability` fixture
 # trains one that kb_assistant passes explicitly; servers the tests start use the lexical decision.
 os.environ["ASSISTANT_ANSWERABILITY_MODEL"] = "off"
-# The open base (smollm2-135m) is converted once per session into a temporary cache, never into the checkout's var/.
-os.environ.setdefault("ASSISTANT_BASES_DIR", tempfile.mkdtemp(prefix="assistant-bases-"))
+# The open base (smollm2-135m) is converted once per session into a temporary cache, never into the checkout's var/,
+# and removed at exit (538 MB a run otherwise left in /tmp).
+if "ASSISTANT_BASES_DIR" not in os.environ:
+    os.environ["ASSISTANT_BASES_DIR"] = tempfile.mkdtemp(prefix="assistant-bases-")
+    atexit.register(shutil.rmtree, os.environ["ASSISTANT_BASES_DIR"], ignore_errors=True)
 
 import pytest
 
