@@ -92,7 +92,8 @@ class Settings(BaseSettings):
                          "score when the extractive backend chooses what to quote (tuned on the dev split).")
     known_question_files: list[str] = Field(
         ["data/answerability/written_questions.jsonl", "data/answerability/written_questions_2.jsonl",
-         "data/answerability/written_questions_3.jsonl", "data/answerability/written_questions_4.jsonl"],
+         "data/answerability/written_questions_3.jsonl", "data/answerability/written_questions_4.jsonl",
+         "data/answerability/written_questions_5.jsonl"],
         description="Questions written from the documents with the sentence that answers each quoted "
                     "(`python -m training write-questions`; JSONL), and FAQ rows' own questions: staff see the "
                     "nearest one the passages answer, and a customer whose question comes closer to one of an "
