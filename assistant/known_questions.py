@@ -45,7 +45,7 @@ def content_words(text: str) -> list[str]:
     return [w for w in _words(text) if w not in _STOP and len(w) > 2]
 
 
-def _norm(text: str) -> str:
+def norm_quote(text: str) -> str:
     return " ".join(text.split()).lower()  # PDF lines wrap where a quote does not
 
 
@@ -62,13 +62,14 @@ def quoted_sentence(row: dict, by_source: dict[str, list]):
     from assistant.answerability import candidates
     from assistant.schema import Hit
 
-    quote = _norm(row["answer"])
-    chunk = next((c for c in by_source.get(row["source"], []) if quote in _norm(c.text)), None)
+    quote = norm_quote(row["answer"])
+    chunk = next((c for c in by_source.get(row["source"], []) if quote in norm_quote(c.text)), None)
     sents = [e.sentence for e in candidates([Hit(chunk, 0.0, 0.0)])] if chunk else []
     if not sents:
         return None, None
     qw = set(content_words(row["answer"]))
-    return chunk, max(sents, key=lambda t: (quote in _norm(t) or _norm(t) in quote, len(set(content_words(t)) & qw)))
+    return chunk, max(sents, key=lambda t: (quote in norm_quote(t) or norm_quote(t) in quote,
+                                            len(set(content_words(t)) & qw)))
 
 
 def read_rows(path: Path) -> list[dict]:

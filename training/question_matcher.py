@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from assistant.known_questions import _norm, read_rows  # a quote as the known-question index compares it
+from assistant.known_questions import norm_quote, read_rows  # a quote as the known-question index compares it
 from assistant.precision import use_bf16
 
 
@@ -49,7 +49,7 @@ def pairs(files: list[str | Path], base, seed: int, nearest: int) -> dict[str, l
     groups: dict[tuple, list[str]] = {}
     for r in rows:  # paraphrases: questions written for one quoted answer of one document
         if r.get("answerable") and r.get("answer") and r.get("source") and r.get("question"):
-            groups.setdefault((r["source"], _norm(r["answer"])), []).append(expand(r["question"]))
+            groups.setdefault((r["source"], norm_quote(r["answer"])), []).append(expand(r["question"]))
     unanswerable = list(dict.fromkeys(expand(r["question"]) for r in rows
                                       if r.get("answerable") is False and r.get("question")))
     anchors, positives = [], []
