@@ -654,6 +654,7 @@ def test_the_question_matcher_is_the_versions_own_and_draws_paraphrases_together
     them, the served decision's cosines are its cosines, and ingesting keeps its vectors ready."""
     from sentence_transformers import SentenceTransformer
 
+    from assistant.settings import get_settings
     from assistant.vocabulary import expand
     from ingest.__main__ import main as ingest_main
     from training.question_matcher import pairs
@@ -686,7 +687,11 @@ def test_the_question_matcher_is_the_versions_own_and_draws_paraphrases_together
     for f in kb_copy.glob("known_questions-*.npz"):
         f.unlink()
     monkeypatch.setenv("ASSISTANT_ANSWERABILITY_MODEL", str(folder))
-    assert ingest_main(["--store", str(kb_copy), str(SAMPLE_KB / "service" / HELD_OUT), "--quiet"]) == 0
+    get_settings.cache_clear()  # the CLI reads the cached settings: an earlier test may have cached them
+    try:
+        assert ingest_main(["--store", str(kb_copy), str(SAMPLE_KB / "service" / HELD_OUT), "--quiet"]) == 0
+    finally:
+        get_settings.cache_clear()
     assert served.cache_path().exists()
 
 
