@@ -55,6 +55,7 @@ bench: decide browser ocr  ## every benchmark (retrieval needs ../shared/data/in
 	$(PY) bench/ingest.py
 	$(PY) bench/ingest_formats.py
 	$(PY) bench/answers.py
+	$(PY) bench/extractive_choice.py
 	$(PY) bench/private_decoding.py
 	$(PY) bench/redteam.py
 	$(PY) bench/ui_latency.py
