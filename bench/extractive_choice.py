@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
 from pathlib import Path
 
@@ -31,8 +30,7 @@ def main() -> None:
     p.add_argument("--sets", default="dev,dev2,test")
     args = p.parse_args()
 
-    from assistant.evaluation import load_cases
-    from assistant.evaluation.harness import _answer_and_score
+    from assistant.evaluation import breakdown, load_cases
     from assistant.pipeline import Assistant
     from assistant.settings import get_settings
     from ingest.pipeline import Ingestor
@@ -59,8 +57,8 @@ def main() -> None:
             s.extractive_choice_logit_weight, s.extractive_evidence_margin, s.extractive_max_sentences = float(w), float(m), int(k)
         row = f"{triple + (' *' if triple == served else ''):<16}"
         for name, cs in cases.items():
-            rs = [_answer_and_score(assistant, c, "extractive", "customer", gen, {}, "bench")[1] for c in cs]
-            row += f"{statistics.mean(r.citation_accuracy for r in rs):>17.1%} / {statistics.mean(r.answer_f1 for r in rs):.3f}"
+            r = breakdown(assistant, cs, "extractive")  # as bench/answers.py scores them
+            row += f"{r['public_answered_cited']['rate']:>17.1%} / {r['public_answer_f1']:.3f}"
         print(row, flush=True)
     print("* served")
 
