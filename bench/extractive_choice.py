@@ -47,14 +47,13 @@ def main() -> None:
         return copy.deepcopy(decided[key])  # the pipeline renumbers a decision's evidence in place
 
     assistant.decide = cached
-    gen = assistant.generator("extractive")
     cases = {name: [c for c in load_cases(SETS[name]) if c.get("category") == "public"] for name in args.sets.split(",")}
     served = f"{settings.extractive_choice_logit_weight},{settings.extractive_evidence_margin},{settings.extractive_max_sentences}"
     print(f"{'weight,margin,k':<16}" + "".join(f"{n + ' cited / F1':>24}" for n in cases))
     for triple in [served] + [g for g in args.grid if g != served]:
         w, m, k = triple.split(",")
-        for s in {id(assistant.settings): assistant.settings, id(gen.settings): gen.settings}.values():
-            s.extractive_choice_logit_weight, s.extractive_evidence_margin, s.extractive_max_sentences = float(w), float(m), int(k)
+        s = assistant.settings  # the extractive generator reads this same object
+        s.extractive_choice_logit_weight, s.extractive_evidence_margin, s.extractive_max_sentences = float(w), float(m), int(k)
         row = f"{triple + (' *' if triple == served else ''):<16}"
         for name, cs in cases.items():
             r = breakdown(assistant, cs, "extractive")  # as bench/answers.py scores them
