@@ -116,6 +116,7 @@ class Evidence:
     logit: float | None = None  # the cross-encoder's score
     probability: float | None = None  # sigmoid(logit): how well this sentence answers, for choosing quotes
     penalty: float = 0.0  # taken from its choice_score (its document is about another product than the question)
+    bonus: float = 0.0  # added to its choice_score (it answers a known question paraphrasing the asked one)
 
 
 def candidates(hits: list[Hit]) -> list[Evidence]:
@@ -153,6 +154,19 @@ def penalize_other_products(question: str, hits: list[Hit], evidence: list[Evide
     for e in evidence if asked and penalty else ():
         named = products(hits[e.n - 1].chunk.title or "")
         e.penalty = penalty if named and not named & asked else 0.0
+
+
+def favour_known_sentence(match, hits: list[Hit], evidence: list[Evidence], bonus: float, min_similarity: float) -> None:
+    """Gives the sentence that answers `match` (the nearest known question the passages answer) `bonus` when it
+    paraphrases the asked question: that sentence was quoted as the answer to this very question in
+    other words, where the embedding and the cross-encoder favour the sentence that shares the question's words
+    ("do i have to pay for the new battery" quoted the FAQ's "Yes, by direct debit…"). What is quoted, never what
+    decides."""
+    if not bonus or match is None or match.similarity < min_similarity:
+        return
+    for e in evidence:
+        if e.sentence == match.sentence and hits[e.n - 1].chunk.chunk_id == match.chunk_id:
+            e.bonus = bonus
 
 
 # Amounts a customer names: "385,000", "EUR 700,000", "480k", "1.2m"; at least 1,000, not a year.
@@ -493,7 +507,7 @@ class AnswerabilityModel:
 def choice_score(e: Evidence, logit_weight: float) -> float:
     """How strongly a scored sentence is chosen as the answer: its pre-ranking score plus the cross-encoder's
     probability (`extractive_choice_logit_weight`, tuned on dev): what the extractive backend quotes first."""
-    return e.prior + logit_weight * (e.probability or 0.0) - e.penalty
+    return e.prior + logit_weight * (e.probability or 0.0) - e.penalty + e.bonus
 
 
 def chosen_sentences(decision: Decision, logit_weight: float, margin: float, k: int) -> list[Evidence]:

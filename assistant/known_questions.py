@@ -97,6 +97,8 @@ class KnownQuestions:
         self._rows: list[tuple[str, str, str]] = []  # (question, chunk id, sentence)
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._by_chunk: dict[str, np.ndarray] = {}
+        self._chunk_ids: list[str] = []
+        self._row_chunk = np.zeros(0, dtype=int)
         self._internal = np.zeros(0, dtype=int)  # rows answered by an internal document
         self._documents: set[str] = set()  # documents with known questions
         self._unanswerable: list[str] = []  # written questions the documents do not answer
@@ -190,6 +192,8 @@ class KnownQuestions:
             for i, (_, cid, _) in enumerate(rows):
                 by_chunk.setdefault(cid, []).append(i)
             self._by_chunk = {cid: np.array(ix) for cid, ix in by_chunk.items()}
+            self._chunk_ids = list(by_chunk)  # each row's chunk as an index into it, for rank_chunks
+            self._row_chunk = np.array([self._chunk_ids.index(cid) for _, cid, _ in rows], dtype=int)
             self._internal = np.array([i for i, (_, cid, _) in enumerate(rows) if cid in internal], dtype=int)
             self._documents = {c.doc_id for c in chunks if c.chunk_id in by_chunk}
             self._key = key
@@ -201,6 +205,20 @@ class KnownQuestions:
         self.refresh()
         ix = [self._by_chunk[c] for c in dict.fromkeys(chunk_ids) if c in self._by_chunk]
         return self._nearest(vector, np.concatenate(ix) if ix else np.zeros(0, dtype=int))
+
+    def rank_chunks(self, vector: np.ndarray, internal: bool, limit: int, min_similarity: float) -> list[str]:
+        """Up to `limit` chunk ids ordered by the nearest known question each answers, those at `min_similarity`
+        or closer; `internal`: whether internal documents' questions count (staff)."""
+        self.refresh()
+        if not len(self._rows):
+            return []
+        sims = self._vectors @ vector
+        if not internal:
+            sims[self._internal] = -np.inf
+        best = np.full(len(self._chunk_ids), -np.inf, dtype=np.float32)
+        np.maximum.at(best, self._row_chunk, sims)
+        order = [i for i in np.argsort(-best)[:limit] if best[i] >= min_similarity]
+        return [self._chunk_ids[i] for i in order]
 
     def best_internal(self, vector: np.ndarray) -> KnownMatch | None:
         """The nearest known question an internal document answers (staff procedures), wherever it is."""

@@ -70,7 +70,10 @@ class Assistant:
             embedder = get_embedder(store.embedding_model or self.settings.embedding_model_path)
         self.store = store
         self.embedder = embedder
-        self.retriever = HybridRetriever(store, embedder, self.settings)
+        # the passages of known questions join retrieval under the served model's matcher, whose cosines the
+        # paraphrase bar was chosen on; with no model served, retrieval is dense + BM25 alone
+        self.retriever = HybridRetriever(store, embedder, self.settings,
+                                         known=lambda: self.known if self.answerability else None)
         from assistant.answerability import get_answerability
 
         self.answerability = get_answerability(self.settings)  # None: the backends' own rules decide
@@ -293,7 +296,8 @@ class Assistant:
     def decide(self, question: str, hits: list[Hit], role: str = "customer", model=None):
         """The answerability model's (or `model`'s: one being calibrated) decision over the passages' best
         pre-ranked sentences."""
-        from assistant.answerability import internal_gap, penalize_other_products, penalize_other_rows, prerank
+        from assistant.answerability import (favour_known_sentence, internal_gap, penalize_other_products,
+                                             penalize_other_rows, prerank)
         from assistant.vocabulary import expand
 
         bm25 = self.store.bm25()
@@ -319,6 +323,9 @@ class Assistant:
         decision.features["known_document"] = float(best is not None and index.covers(hits[best.n - 1].chunk.doc_id))
         penalize_other_products(question, hits, decision.evidence, self.settings.product_mismatch_penalty)
         penalize_other_rows(question, decision.evidence, self.settings.row_mismatch_penalty)
+        if role == "customer":
+            favour_known_sentence(match, hits, decision.evidence, self.settings.known_sentence_bonus,
+                                  self.settings.known_paraphrase_similarity)
         # A question that comes as close to a known question as customers' paraphrases of it do is answered though
         # the probability falls short ("whats the excess on a cracked windshield" for the windscreen deductible): the
         # cross-encoder misses such paraphrases, the known questions were written in customers' words. A new

@@ -3,6 +3,11 @@
 The audience filter is part of both store queries, so a customer's query can never return internal chunks.
 A chunk counts as context only if its cosine similarity to the question reaches the relevance threshold:
 RRF scores are rank-based and say nothing about whether anything relevant was found at all.
+A third ranking joins the fusion (`fusion_known_weight`): the passages that answer a question known to be answered
+there (assistant/known_questions.py) that comes as close to the asked one as a paraphrase — questions written from
+the documents in customers' words find the passage their words miss ("What payment methods do you accept?" for
+"Ways to pay"): the doc2query idea, without touching the chunks. Only paraphrases count, so a document ingested
+without known questions is not pushed out by the others' (measured in docs/answerability.md).
 With a reranker configured (`reranker_model`), the fused top `rerank_candidates` that pass that threshold are
 reordered by the cross-encoder's scores before the top k are kept.
 """
@@ -40,8 +45,10 @@ def rerank_order(hits: list[Hit], scores, first_stage_weight: float, rrf_k: int)
 
 
 class HybridRetriever:
-    def __init__(self, store, embedder, settings, reranker=None):
+    def __init__(self, store, embedder, settings, reranker=None, known=None):
+        """`known`: a zero-argument callable returning the known-question index to rank passages by (or None)."""
         self.store = store
+        self.known = known
         self.embedder = embedder
         self.settings = settings
         if reranker is None and settings.reranker_model:
@@ -60,7 +67,11 @@ class HybridRetriever:
         dense_weight: float | None = None,
         bm25_weight: float | None = None,
         rerank: bool = True,
+        known_weight: float | None = None,
+        known=None,
     ) -> list[Hit]:
+        """The top `k` passages for `query` in `role`'s audiences; `known`: the known-question index to rank by
+        (that of a model being calibrated) instead of `self.known()`."""
         s = self.settings
         k = k or s.retrieval_k
         threshold = s.relevance_threshold if threshold is None else threshold
@@ -73,13 +84,15 @@ class HybridRetriever:
         sparse = self.store.bm25().search(query, candidates, audiences) if mode != "dense" else []
         dense_ids = [cid for cid, _ in dense]
         sparse_ids = [cid for cid, _ in sparse]
-        fused = reciprocal_rank_fusion(
-            [
-                (dense_ids, s.fusion_dense_weight if dense_weight is None else dense_weight),
-                (sparse_ids, s.fusion_bm25_weight if bm25_weight is None else bm25_weight),
-            ],
-            s.fusion_rrf_k,
-        )
+        rankings = [(dense_ids, s.fusion_dense_weight if dense_weight is None else dense_weight),
+                    (sparse_ids, s.fusion_bm25_weight if bm25_weight is None else bm25_weight)]
+        known_weight = s.fusion_known_weight if known_weight is None else known_weight
+        index = (known or (self.known() if self.known else None)) if known_weight > 0 and mode == "hybrid" else None
+        if index is not None:
+            vector = q if index.embedder is self.embedder else index.embedder.embed_one(query)
+            rankings.append((index.rank_chunks(vector, "internal" in audiences, candidates,
+                                               s.known_paraphrase_similarity), known_weight))
+        fused = reciprocal_rank_fusion(rankings, s.fusion_rrf_k)
         rerank = rerank and self.reranker is not None
         ranked = sorted(fused, key=lambda cid: -fused[cid])[: max(k, s.rerank_candidates) if rerank else k]
         dense_sim = dict(dense)

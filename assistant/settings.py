@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     fusion_dense_weight: float = Field(1.0, description="Weight of the dense ranking in reciprocal rank fusion.")
     fusion_bm25_weight: float = Field(0.8, description="Weight of the BM25 ranking in reciprocal rank fusion.")
     fusion_rrf_k: int = Field(10, description="The `k` constant of reciprocal rank fusion.")
+    fusion_known_weight: float = Field(
+        1.0, description="Weight of a third ranking in the fusion: the passages that answer a question known to be "
+                         "answered there (written questions, FAQ rows) that comes as close to the asked one as a "
+                         "paraphrase (`known_paraphrase_similarity`). 0 = off. Chosen on the second dev split.")
+    known_paraphrase_similarity: float = Field(
+        0.7, description="How close (the served question matcher's cosine) a known question must come to the asked "
+                          "one to count as its paraphrase: its passage joins the fusion, and its sentence is quoted "
+                          "first (`known_sentence_bonus`). Below it a document with no known questions competes as "
+                          "before. Chosen on the second dev split.")
     reranker_model: str | None = Field(
         None, description="Cross-encoder reranker (`python -m training reranker`): a folder or a version in "
                           "`rerankers_dir`; empty = no reranking (the fused order is final).")
@@ -110,6 +119,10 @@ class Settings(BaseSettings):
         0.2, description="Taken from the score that chooses what the extractive backend quotes, for a sentence whose "
                          "document's title names only product lines the question does not (\"the excess on my car "
                          "insurance\" against the health policy's annual excess; dev F1 0.487 -> 0.495 at 0.1 and 0.2).")
+    known_sentence_bonus: float = Field(
+        0.1, description="Added to the choice of the sentence that answers a known question paraphrasing a "
+                         "customer's (`known_paraphrase_similarity`): what is quoted first, never what decides. "
+                         "Not for staff, whose procedures pre-rank first. Chosen on the second dev split.")
     row_mismatch_penalty: float = Field(
         0.2, description="Taken from the score that chooses what is quoted, for a table row whose first cell (a band: "
                          "\"EUR 250,001 - 400,000\", \"Up to EUR 250,000\"; or an amount) holds no amount the "

@@ -359,7 +359,8 @@ def written_examples(rows: list[dict], chunks, assistant, exclude: list[str] = (
             stats["written_stale"] += 1
             continue
         role = "staff" if row.get("voice") == "staff" else "customer"
-        hits = assistant.retriever.retrieve(q, role=role, threshold=-1.0)
+        # without the known-question ranking: these rows are known questions, each would find its own passage
+        hits = assistant.retriever.retrieve(q, role=role, threshold=-1.0, known_weight=0.0)
         ranked = prerank(q, hits, assistant.embedder, bm25, 4)
         headers = {n: passage_parts(h.chunk)[0] for n, h in enumerate(hits, start=1)}
         if not row["answerable"]:
@@ -558,6 +559,10 @@ def known_thresholds(model, rows: list[dict[str, float]], ys: np.ndarray, roles:
                                       refusal_weight, floor) for r in sorted(set(roles))}
 
 
+RETRIEVAL_SETTINGS = ("fusion_dense_weight", "fusion_bm25_weight", "fusion_known_weight", "known_paraphrase_similarity",
+                      "retrieval_k")
+
+
 def _finite(x: float) -> float | None:
     return None if math.isinf(x) else round(float(x), 4)
 
@@ -573,7 +578,8 @@ def dev_features(assistant, model, cases: list[dict], both_roles: bool = False
     rows, ys, roles = [], [], []
     for case in cases:
         for role in ("customer", "staff") if both_roles or case.get("audience") == "internal" else ("customer",):
-            hits = assistant.retriever.retrieve(case["question"], role=role, threshold=-1.0)
+            hits = assistant.retriever.retrieve(case["question"], role=role, threshold=-1.0,
+                                                known=assistant.known_for(model))
             rows.append(assistant.decide(case["question"], hits, role, model=model).features)
             ys.append(0 if expected_refusal(case, role) else 1)
             roles.append(role)
@@ -683,7 +689,9 @@ def calibrate(path: Path, assistant, dev: Path | None, cfg: AnswerabilityConfig,
         calibration = {"weights": weights, "bias": bias, "threshold": t, "internal_margin": margin,
                        "known_internal_margin": known_margin,
                        "fitted_on": str(dev.relative_to(ROOT) if dev.is_relative_to(ROOT) else dev),
-                       "dev_cases": int(len(ys)), "reliability": reliability(probs, ys)}
+                       "dev_cases": int(len(ys)), "reliability": reliability(probs, ys),
+                       # the features read the passages as retrieved with these: serve the version with them
+                       "retrieval": {k: getattr(assistant.settings, k) for k in RETRIEVAL_SETTINGS}}
         if cfg.role_thresholds:
             staff = role == "staff"
             calibration["thresholds"] = {"customer": t, "staff": choose_threshold(probs[staff], ys[staff], cfg.refusal_weight)}
