@@ -193,7 +193,8 @@ class KnownQuestions:
                 by_chunk.setdefault(cid, []).append(i)
             self._by_chunk = {cid: np.array(ix) for cid, ix in by_chunk.items()}
             self._chunk_ids = list(by_chunk)  # each row's chunk as an index into it, for rank_chunks
-            self._row_chunk = np.array([self._chunk_ids.index(cid) for _, cid, _ in rows], dtype=int)
+            position = {cid: i for i, cid in enumerate(self._chunk_ids)}
+            self._row_chunk = np.array([position[cid] for _, cid, _ in rows], dtype=int)
             self._internal = np.array([i for i, (_, cid, _) in enumerate(rows) if cid in internal], dtype=int)
             self._documents = {c.doc_id for c in chunks if c.chunk_id in by_chunk}
             self._key = key

@@ -344,10 +344,11 @@ def test_a_sentence_about_another_product_is_quoted_after_the_one_about_the_prod
     assert products("whats the excess on my car insurance") == {"auto"} and products("Health Insurance Policy Wording") == {"health"}
     assert products("How to Make a Claim") == set()  # a document about no one product is never penalized
     q = "whats the excess on my car insurance"
-    hits = a.retriever.retrieve(q, threshold=-1.0)
+    # dense + BM25 alone: the known questions' passages would bring the auto deductible first whatever the penalty
+    hits = a.retriever.retrieve(q, threshold=-1.0, known_weight=0.0)
     decision = a.decide(q, hits)
     penalized = {hits[e.n - 1].chunk.title for e in decision.evidence if e.penalty}
-    assert penalized and all(any(p in t for p in ("Health", "Travel", "Home", "Life", "Renters")) for t in penalized), penalized
+    assert penalized and all("Health" in t or "Travel" in t or "Home" in t or "Life" in t for t in penalized), penalized
     assert all(e.penalty == 0.0 for e in decision.evidence if "Auto" in hits[e.n - 1].chunk.title)
     w = a.settings.extractive_choice_logit_weight
     first = evidence_first(hits, decision, w)[0]
