@@ -26,7 +26,7 @@ from assistant.schema import Answer, Citation, Hit
 from assistant.session import Session
 
 # Refusals decided before any backend ran (the rail's name is the reason's prefix).
-BEFORE_BACKEND = ("invalid_input", "injection", "abuse", "topic", "no_context", "not_answerable")
+BEFORE_BACKEND = ("invalid_input", "injection", "abuse", "topic", "account", "no_context", "not_answerable")
 
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")

@@ -1,6 +1,6 @@
 """Answer quality per backend: the customer-voice set's dev and test splits, and the regression set eval.jsonl.
 
-    python bench/answers.py [--store DIR] [--backends extractive,hosted,private] [--sets dev,dev2,test,regression]
+    python bench/answers.py [--store DIR] [--backends extractive,hosted,private] [--sets dev,dev2,test,holdout,regression]
                             [--json FILE] [--verbose] [--every K]
 
 Two more backend names, for Solution B's comparisons: `base` (the promoted version's open base, not fine-tuned,
@@ -13,7 +13,9 @@ phenomenon (synonyms, negations, two facts, everyday questions), paraphrase cons
 way in all three phrasings) and latency. Thresholds and models are fitted on dev: test is the figure to report,
 dev beside it. `dev2` (customer_voice.dev2.jsonl) is a second dev split nothing learns from or is calibrated on: it
 chooses between versions and settings now that half of dev is learned from. The regression set (eval.jsonl) keeps
-its own figures. The sample KB is ingested first (idempotent).
+its own figures. `holdout` (customer_voice.holdout.jsonl) was written blind — by writers who read only the documents,
+after every setting it is reported under had been chosen — and is only ever reported: nothing is chosen, tuned or
+calibrated on it, and its failures are not read to mend them. The sample KB is ingested first (idempotent).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 SETS = {"dev": ROOT / "data" / "eval" / "customer_voice.dev.jsonl",
         "dev2": ROOT / "data" / "eval" / "customer_voice.dev2.jsonl",
         "test": ROOT / "data" / "eval" / "customer_voice.test.jsonl",
+        "holdout": ROOT / "data" / "eval" / "customer_voice.holdout.jsonl",
         "regression": ROOT / "data" / "sample_kb" / "eval.jsonl"}
 
 
@@ -85,7 +88,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", type=Path, default=ROOT / ".bench" / "sample_kb")
     p.add_argument("--backends", default="extractive,hosted,private")
-    p.add_argument("--sets", default="dev,test,regression")
+    p.add_argument("--sets", default="dev,test,holdout,regression")
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--every", type=int, default=1, help="every K-th case of each set (a slow backend; say so beside "
@@ -114,7 +117,7 @@ def main() -> None:
         print(f"\n{backend}:")
         out[backend] = {}
         for name in args.sets.split(","):
-            cases = load_cases(SETS[name])[:: args.every]
+            cases = load_cases(SETS.get(name, Path(name)))[:: args.every]  # a set's name, or a .jsonl file
             if name == "regression":
                 r = evaluate(assistant, cases, backend, args.verbose)
                 print("  [regression: eval.jsonl]")

@@ -113,6 +113,19 @@ def test_abuse_and_off_topic_get_calm_refusals(kb_assistant):
     assert not fine.refused and "14 days" in fine.answer, (fine.refusal_reason, fine.answer)
 
 
+def test_a_customer_asking_about_their_own_records_is_told_where_they_are(kb_assistant):
+    """The assistant sees no account: "what is my policy number?" was answered "Have your policy number … ready"."""
+    for q in ("has my claim been paid yet?", "What is my policy number?", "when is my next direct debit due"):
+        own = kb_assistant.ask(q)
+        assert own.refused and own.refusal_reason.startswith("account"), (q, own.refusal_reason, own.answer)
+        assert "My Brightwater" in own.answer and "0800 555 0142" in own.answer
+        assert "retrieve" not in own.timings_ms  # told before anything was searched
+    # staff ask about procedures; a how-to in the first person is a question for the documents
+    assert not (kb_assistant.ask("has my claim been paid yet?", role="staff").refusal_reason or "").startswith("account")
+    for q in ("How do I pay my premium?", "where do i find my policy number", "what happens if my direct debit fails"):
+        assert not (kb_assistant.ask(q).refusal_reason or "").startswith("account"), q
+
+
 def test_feedback_export_and_forgetting_a_user(kb_copy, embedder, tmp_path, capsys):
     from assistant.__main__ import main
     from assistant.pipeline import Assistant

@@ -1,5 +1,5 @@
-"""The rails in the order they run, for the pipeline: redact → injection → abuse → hand-off → topic on the way in;
-context sanitizing between retrieval and generation; sentence checks on the way out."""
+"""The rails in the order they run, for the pipeline: redact → injection → abuse → hand-off → topic → account on the
+way in; context sanitizing between retrieval and generation; sentence checks on the way out."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from assistant.guards.abuse import check_abuse
+from assistant.guards.account import check_account
 from assistant.guards.base import Verdict, rail_config
 from assistant.guards.context import sanitize_hits
 from assistant.guards.handoff import detect_handoff, handoff_message
@@ -79,6 +80,12 @@ class Guardrails:
         decision.verdicts.append(v)
         if not v.passed and decision.handoff is None:
             decision.blocked_by, decision.message = "topic", rail_config("topic")["message"].format(contact=contact)
+            return decision
+        if role == "customer":  # staff ask about procedures, not their own records
+            v = check_account(clean)
+            decision.verdicts.append(v)
+            if not v.passed:
+                decision.blocked_by, decision.message = "account", rail_config("account")["message"].format(contact=contact)
         return decision
 
     def sanitize(self, hits):
