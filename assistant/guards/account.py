@@ -13,7 +13,8 @@ from assistant.guards.base import Verdict, compiled, first_match, timed
 
 def check_account(text: str) -> Verdict:
     with timed() as t:
-        m = None if first_match(compiled("account", "general_patterns"), text) else first_match(compiled("account", "patterns"), text)
+        how_to = first_match(compiled("account", "general_patterns"), text)  # "how do I find my policy number?"
+        m = None if how_to else first_match(compiled("account", "patterns"), text)
         verdict = Verdict("account", m is None, f"own records: {m!r}" if m else "")
     verdict.ms = t.ms
     return verdict
